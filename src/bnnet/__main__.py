@@ -1,0 +1,6 @@
+"""`python -m bnnet` is the `bnnet` command."""
+import sys
+
+from .cli.main import main
+
+sys.exit(main())

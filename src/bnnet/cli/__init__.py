@@ -1,0 +1,4 @@
+"""The command-line interface."""
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,49 @@
+"""Activation layers; the math is in :mod:`bnnet.functional.activations`."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional import activations as F
+from .module import Module
+
+
+class _Activation(Module):
+    _forward = staticmethod(F.relu)
+    _backward = staticmethod(F.relu_backward)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._output = type(self)._forward(x)
+        return self._output
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        if self._output is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return type(self)._backward(grad_output, self._output)
+
+
+class Sigmoid(_Activation):
+    """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y)."""
+
+    _forward = staticmethod(F.sigmoid)
+    _backward = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Activation):
+    """y = tanh(x); dy/dx = 1 - y^2."""
+
+    _forward = staticmethod(F.tanh)
+    _backward = staticmethod(F.tanh_backward)
+
+
+class ReLU(_Activation):
+    """y = max(x, 0); dy/dx = 1 where y > 0, else 0."""
+
+    _forward = staticmethod(F.relu)
+    _backward = staticmethod(F.relu_backward)
+
+
+ACTIVATIONS: dict[str, type[_Activation]] = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU}

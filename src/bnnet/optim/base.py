@@ -1,0 +1,52 @@
+"""What every optimizer shares: the parameters it updates, its learning rate and inspectable state."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Optimizer:
+    """Updates parameters in place from a dict of gradients.
+
+    ``step(grads)`` updates only the parameters named in ``grads``: a frozen
+    parameter (one a layer reports no gradient for) is left exactly as it is,
+    weight decay included. Per-parameter state lives in ``self.state[name]``.
+    """
+
+    hyperparameter_names: tuple[str, ...] = ()
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
+        if lr < 0 or not np.isfinite(lr):
+            raise ValueError(f"{type(self).__name__} expected a finite learning rate >= 0, got {lr}")
+        self.params = params
+        self.lr = float(lr)
+        self.steps = 0
+        self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in params}
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        unknown = set(grads) - set(self.params)
+        if unknown:
+            raise KeyError(f"gradients for parameters the optimizer does not hold: {sorted(unknown)}")
+        self.steps += 1
+        for name, grad in grads.items():
+            self.update(self.params[name], grad, self.state[name])
+
+    def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, **{name: getattr(self, name) for name in self.hyperparameter_names}}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Flat ``"<param>/<slot>"`` -> array view of the state, for saving."""
+        return {f"{name}/{slot}": value for name, slots in self.state.items() for slot, value in slots.items()}
+
+    def load_state(self, steps: int, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_arrays` gave (and the step count)."""
+        self.steps = int(steps)
+        for key, value in arrays.items():
+            name, _, slot = key.rpartition("/")
+            if name not in self.state:
+                raise KeyError(f"optimizer state for unknown parameter {name!r}")
+            self.state[name][slot] = np.array(value, dtype=self.params[name].dtype)

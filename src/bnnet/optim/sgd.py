@@ -1,0 +1,57 @@
+"""Stochastic gradient descent with momentum (heavy ball or Nesterov)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Optimizer
+
+
+class SGD(Optimizer):
+    """SGD with optional momentum, PyTorch's formulation::
+
+        g <- g + weight_decay * p                       (L2 penalty in the gradient)
+        v <- g                                          (first step)
+        v <- momentum * v + (1 - dampening) * g         (later steps)
+        d <- g + momentum * v   if nesterov else   v
+        p <- p - lr * d
+
+    This "subtly differs" (PyTorch's words) from Sutskever et al. 2013, where
+    the learning rate sits inside the velocity (v <- mu v - lr g, p <- p + v);
+    the two agree when the learning rate is constant.
+    """
+
+    hyperparameter_names = ("momentum", "dampening", "nesterov", "weight_decay")
+
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr)
+        if momentum < 0:
+            raise ValueError(f"SGD expected momentum >= 0, got {momentum}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"SGD with nesterov=True expected momentum > 0 and dampening = 0, got momentum={momentum}, dampening={dampening}"
+            )
+        self.momentum = float(momentum)
+        self.dampening = float(dampening)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = float(weight_decay)
+
+    def update(self, param, grad, state) -> None:
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        if self.momentum:
+            if "velocity" not in state:
+                state["velocity"] = np.array(grad, copy=True)
+            else:
+                velocity = state["velocity"]
+                velocity *= self.momentum
+                velocity += (1.0 - self.dampening) * grad
+            grad = grad + self.momentum * state["velocity"] if self.nesterov else state["velocity"]
+        param -= self.lr * grad
