@@ -7,7 +7,7 @@ import sys
 
 # Sub-command modules, in the order `bnnet --help` lists them. Each has
 # register(subparsers), which adds its parser and sets `handler`.
-COMMAND_MODULES = ("train", "evaluate", "predict")
+COMMAND_MODULES = ("train", "evaluate", "predict", "experiment", "precise_bn", "fold", "recalibrate", "inspect_model")
 
 
 def build_parser() -> argparse.ArgumentParser:

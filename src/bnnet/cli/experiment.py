@@ -1,0 +1,5 @@
+"""Placeholder: this sub-command is being written (see the issue tracker)."""
+
+
+def register(subparsers) -> None:
+    """Adds nothing yet."""
