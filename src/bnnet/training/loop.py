@@ -102,6 +102,9 @@ def fit(
     history = History()
     started = time.perf_counter()
     bar = progress_bar(total, "train", progress)
+    # A diverging run overflows before its loss turns non-finite; the loop reports
+    # that itself (below), so NumPy's overflow/invalid warnings would only be noise.
+    saved_errors = np.seterr(over="ignore", invalid="ignore")
     try:
         for epoch in range(epochs):
             if on_epoch_start is not None:
@@ -147,6 +150,7 @@ def fit(
             if history.stopped or history.steps >= total:
                 break
     finally:
+        np.seterr(**saved_errors)
         bar.close()
         optimizer.lr = base_lr
     if history.stopped and log is not None:
