@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..fast import batch_norm_math
 from ..functional import batch_norm as F
 from ..functional.batch_renorm import batch_renorm_backward, batch_renorm_forward
 from ..functional.ghost_batch_norm import ghost_batch_norm_backward, ghost_batch_norm_forward
@@ -186,13 +187,13 @@ class BatchNorm(Module):
             if self.single_value_policy == "running":
                 return self._forward_fixed(x, gamma, beta)
             raise ValueError(self._single_value_message(x.shape))
-        if self.ghost_batch_size is not None:
+        if self.ghost_batch_size is not None and self.training:  # a training-only method
             y, caches = ghost_batch_norm_forward(x, gamma, beta, self.eps, self.ghost_batch_size)
             self._backward_fn, self._cache = ghost_batch_norm_backward, caches
             for part, cache in caches:
                 self._maybe_update_running(cache.mean, cache.var, F.values_per_channel(x[part].shape))
             return y
-        if self.renorm:
+        if self.renorm and self.training:  # a training-only method
             rmax, dmax = self.renorm_limits()
             y, cache = batch_renorm_forward(
                 x, gamma, beta, self.eps,
@@ -200,16 +201,18 @@ class BatchNorm(Module):
             )
             self._backward_fn, self._cache = batch_renorm_backward, cache
         else:
-            y, cache = F.batch_norm_forward(x, gamma, beta, self.eps)
-            self._backward_fn, self._cache = F.batch_norm_backward, cache
+            engine = batch_norm_math()  # the fast kernels, or F (the reference) on that engine
+            y, cache = engine.batch_norm_forward(x, gamma, beta, self.eps)
+            self._backward_fn, self._cache = engine.batch_norm_backward, cache
         self._maybe_update_running(cache.mean, cache.var, count)
         return y
 
     def _forward_fixed(self, x: np.ndarray, gamma, beta) -> np.ndarray:
-        y, cache = F.fixed_statistics_forward(
+        engine = batch_norm_math()  # the fast kernels, or F (the reference) on that engine
+        y, cache = engine.fixed_statistics_forward(
             x, self.buffers["running_mean"], self.buffers["running_var"], gamma, beta, self.eps
         )
-        self._backward_fn, self._cache = F.fixed_statistics_backward, cache
+        self._backward_fn, self._cache = engine.fixed_statistics_backward, cache
         return y
 
     def _maybe_update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:

@@ -27,6 +27,14 @@ class Linear(Module):
 
     Shape:
         input ``(N, in_features)``, output ``(N, out_features)``.
+
+    Attributes:
+        needs_input_grad: True (default): ``backward`` returns ``dx = dy W``.
+            Set it to False on a network's first layer when only the parameter
+            gradients are wanted, as in training: backward then skips that
+            product, the largest one in a typical step, and returns None.
+            (PyTorch skips it the same way, because data tensors do not
+            require grad.) :func:`bnnet.training.fit` does this while it runs.
     """
 
     def __init__(
@@ -55,6 +63,7 @@ class Linear(Module):
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=self.dtype)
         self._input: np.ndarray | None = None
+        self.needs_input_grad = True
 
     @property
     def has_bias(self) -> bool:
@@ -71,12 +80,14 @@ class Linear(Module):
             y += self.params["bias"]
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray) -> np.ndarray | None:
         if self._input is None:
             raise RuntimeError("Linear.backward called before forward")
         self.grads["weight"] = grad_output.T @ self._input
         if self.has_bias:
             self.grads["bias"] = grad_output.sum(axis=0)
+        if not self.needs_input_grad:
+            return None
         return grad_output @ self.params["weight"]
 
     def config(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import fast
 from .batch_norm import BatchNorm
 from .linear import Linear
 from .module import Module
@@ -76,6 +77,10 @@ class Sequential(Module):
         model whose first layer is a Linear); its output then has no batch axis
         either, and equals that example's row of any eval batch it is part of.
         """
+        kernels = fast.ops()  # the fast engine runs a covered chain in a few calls (bnnet.fast.inference)
+        y = None if kernels is None else kernels.predict(self, x)
+        if y is not None:
+            return y
         x = np.asarray(x)
         single = x.ndim == 1
         if single:

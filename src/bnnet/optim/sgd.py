@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fast
 from .base import Optimizer
 
 
@@ -44,6 +45,11 @@ class SGD(Optimizer):
         self.weight_decay = float(weight_decay)
 
     def update(self, param, grad, state) -> None:
+        kernels = fast.ops()  # the same arithmetic in one compiled pass, when it covers the arrays
+        if kernels is not None and kernels.sgd_update(
+            param, grad, state, self.lr, self.momentum, self.dampening, self.nesterov, self.weight_decay
+        ):
+            return
         if self.weight_decay:
             grad = grad + self.weight_decay * param
         if self.momentum:

@@ -8,7 +8,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..nn.linear import Linear
 from ..nn.module import Module
+from ..nn.sequential import Sequential
 from ..optim.base import Optimizer
 from ..schedules import LRSchedule
 from .evaluate import evaluate
@@ -105,7 +107,13 @@ def fit(
     # A diverging run overflows before its loss turns non-finite; the loop reports
     # that itself (below), so NumPy's overflow/invalid warnings would only be noise.
     saved_errors = np.seterr(over="ignore", invalid="ignore")
+    # Training never uses d loss / d input, so the first Linear skips dx = dy W
+    # (the largest product of a step); the flag is restored below.
+    first = model.layers[0] if isinstance(model, Sequential) and len(model) else None
+    skip_input_grad = isinstance(first, Linear) and first.needs_input_grad
     try:
+        if skip_input_grad:
+            first.needs_input_grad = False
         for epoch in range(epochs):
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)
@@ -150,6 +158,8 @@ def fit(
             if history.stopped or history.steps >= total:
                 break
     finally:
+        if skip_input_grad:
+            first.needs_input_grad = True
         np.seterr(**saved_errors)
         bar.close()
         optimizer.lr = base_lr

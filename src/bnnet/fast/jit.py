@@ -1,0 +1,25 @@
+"""One place for the compiler settings every kernel uses, and the thread policy.
+
+- ``cache=True``: compiled machine code is written next to the sources (or to
+  numba's user cache directory when that is read-only), so only the first run
+  after installation pays the compile time.
+- ``fastmath=False``: no reassociation, so a kernel's float results are fixed
+  by its source order and stay within float rounding of the reference.
+- ``error_model="numpy"``: division by zero gives inf/nan as in NumPy, instead
+  of Python's ZeroDivisionError check, whose branch stops loops vectorising.
+"""
+from __future__ import annotations
+
+import numba
+
+jit = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+parallel_jit = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True, parallel=True)
+
+# Below this many elements a kernel runs on one thread: starting the thread
+# pool costs a few microseconds, more than the work it would share.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+def use_threads(size: int) -> bool:
+    """Whether a kernel over ``size`` elements should use the parallel variant."""
+    return size >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
