@@ -324,3 +324,38 @@ def test_load_state_rejects_an_unknown_parameter():
     optimizer = Adam({"weight": np.ones(2)})
     with pytest.raises(KeyError, match=r"optimizer state for unknown parameter 'bias'"):
         optimizer.load_state(3, {"bias/exp_avg": np.zeros(1)})
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda p: bnnet.optim.GD(p, weight_decay=-1.0), "GD expected weight_decay >= 0, got -1.0"),
+        (lambda p: bnnet.optim.RMSProp(p, momentum=-0.5), "RMSProp expected momentum >= 0, got -0.5"),
+        (lambda p: bnnet.optim.RMSProp(p, eps=-1e-8), "RMSProp expected eps >= 0"),
+        (lambda p: bnnet.optim.Adam(p, weight_decay=-0.1), "Adam expected weight_decay >= 0, got -0.1"),
+        (lambda p: bnnet.optim.AdamW(p, eps=float("nan")), "AdamW expected eps >= 0, got nan"),
+    ],
+)
+def test_negative_settings_are_refused(build, match):
+    with pytest.raises(ValueError, match=match):
+        build({"w": np.zeros(2)})
+
+
+def test_adam_counts_steps_per_parameter(torch):
+    """A parameter frozen for the first steps gets the bias correction of its own history, as in PyTorch."""
+    start = {"a": np.array([1.0, -2.0]), "b": np.array([0.5, 3.0])}
+    params = {k: v.copy() for k, v in start.items()}
+    optimizer = bnnet.optim.Adam(params, lr=0.1)
+    torch_params = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in start.items()}
+    torch_optimizer = torch.optim.Adam(list(torch_params.values()), lr=0.1)
+    for step in range(6):
+        names = ["a"] if step < 3 else ["a", "b"]  # "b" is frozen for three steps
+        grads = {name: np.cos(params[name] + step) for name in names}
+        optimizer.step(grads)
+        torch_optimizer.zero_grad(set_to_none=True)
+        for name in names:
+            torch_params[name].grad = torch.tensor(np.cos(torch_params[name].detach().numpy() + step))
+        torch_optimizer.step()
+    for name in start:
+        np.testing.assert_allclose(params[name], torch_params[name].detach().numpy(), rtol=1e-12)
+    assert int(optimizer.state["b"]["step"]) == 3 and int(optimizer.state["a"]["step"]) == 6

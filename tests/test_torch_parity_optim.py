@@ -47,15 +47,15 @@ CASES = [
      {"square_avg": "square_avg", "grad_avg": "grad_avg", "velocity": "momentum_buffer"}),
     ("rmsprop-weight-decay", bnnet.RMSProp, {"lr": 0.01, "weight_decay": 0.1},
      "RMSprop", {"lr": 0.01, "weight_decay": 0.1}, {"square_avg": "square_avg"}),
-    ("adam", bnnet.Adam, {"lr": 0.05}, "Adam", {"lr": 0.05}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}),
+    ("adam", bnnet.Adam, {"lr": 0.05}, "Adam", {"lr": 0.05}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}),
     ("adam-betas", bnnet.Adam, {"lr": 0.05, "beta1": 0.5, "beta2": 0.9, "eps": 1e-4},
-     "Adam", {"lr": 0.05, "betas": (0.5, 0.9), "eps": 1e-4}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}),
+     "Adam", {"lr": 0.05, "betas": (0.5, 0.9), "eps": 1e-4}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}),
     ("adam-weight-decay", bnnet.Adam, {"lr": 0.05, "weight_decay": 0.1},
-     "Adam", {"lr": 0.05, "weight_decay": 0.1}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}),
+     "Adam", {"lr": 0.05, "weight_decay": 0.1}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}),
     ("adamw", bnnet.AdamW, {"lr": 0.05}, "AdamW", {"lr": 0.05},  # both default to weight_decay=0.01
-     {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}),
+     {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}),
     ("adamw-strong-decay", bnnet.AdamW, {"lr": 0.05, "weight_decay": 0.5},
-     "AdamW", {"lr": 0.05, "weight_decay": 0.5}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}),
+     "AdamW", {"lr": 0.05, "weight_decay": 0.5}, {"exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq", "step": "step"}),
 ]
 
 

@@ -10,7 +10,7 @@ class Adam(Optimizer):
     """Adam, PyTorch's formulation (bias corrections folded into the step size)::
 
         g <- g + weight_decay * p                     (L2: the decay passes through the moments)
-        m <- beta1 * m + (1 - beta1) * g              (m, v start at 0; t counts steps from 1)
+        m <- beta1 * m + (1 - beta1) * g              (m, v start at 0; t counts this parameter's steps from 1)
         v <- beta2 * v + (1 - beta2) * g^2
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
     """
@@ -30,6 +30,7 @@ class Adam(Optimizer):
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"{type(self).__name__} expected 0 <= {name} < 1, got {beta}")
+        self.check_non_negative(eps=eps, weight_decay=weight_decay)
         self.beta1 = float(beta1)
         self.beta2 = float(beta2)
         self.eps = float(eps)
@@ -43,12 +44,17 @@ class Adam(Optimizer):
     def adam_step(self, param, grad, state) -> None:
         m = state.setdefault("exp_avg", np.zeros_like(param))
         v = state.setdefault("exp_avg_sq", np.zeros_like(param))
+        # Each parameter counts its own updates (as PyTorch does), so one that was frozen
+        # for a while and then trained again gets the bias correction of its own history.
+        step = state.setdefault("step", np.zeros((), dtype=np.int64))
+        step += 1
+        t = int(step)
         m *= self.beta1
         m += (1.0 - self.beta1) * grad
         v *= self.beta2
         v += (1.0 - self.beta2) * grad * grad
-        step_size = self.lr / (1.0 - self.beta1**self.steps)
-        denom = np.sqrt(v) / np.sqrt(1.0 - self.beta2**self.steps) + self.eps
+        step_size = self.lr / (1.0 - self.beta1**t)
+        denom = np.sqrt(v) / np.sqrt(1.0 - self.beta2**t) + self.eps
         param -= step_size * m / denom
 
 

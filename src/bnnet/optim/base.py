@@ -24,6 +24,12 @@ class Optimizer:
         self.steps = 0
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in params}
 
+    def check_non_negative(self, **values: float) -> None:
+        """Raise a ValueError naming the first setting that is negative (or NaN)."""
+        for name, value in values.items():
+            if not value >= 0:
+                raise ValueError(f"{type(self).__name__} expected {name} >= 0, got {value}")
+
     def step(self, grads: dict[str, np.ndarray]) -> None:
         unknown = set(grads) - set(self.params)
         if unknown:
@@ -49,4 +55,6 @@ class Optimizer:
             name, _, slot = key.rpartition("/")
             if name not in self.state:
                 raise KeyError(f"optimizer state for unknown parameter {name!r}")
-            self.state[name][slot] = np.array(value, dtype=self.params[name].dtype)
+            # Counters stay integers; moments take the parameter's float type.
+            dtype = value.dtype if np.issubdtype(value.dtype, np.integer) else self.params[name].dtype
+            self.state[name][slot] = np.array(value, dtype=dtype)

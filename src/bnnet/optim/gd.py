@@ -17,6 +17,7 @@ class GD(Optimizer):
 
     def __init__(self, params: dict[str, np.ndarray], lr: float = 0.1, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
+        self.check_non_negative(weight_decay=weight_decay)
         self.weight_decay = float(weight_decay)
 
     def update(self, param, grad, state) -> None:

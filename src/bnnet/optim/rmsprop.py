@@ -33,6 +33,7 @@ class RMSProp(Optimizer):
         super().__init__(params, lr)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"RMSProp expected 0 <= alpha < 1, got {alpha}")
+        self.check_non_negative(eps=eps, momentum=momentum, weight_decay=weight_decay)
         self.alpha = float(alpha)
         self.eps = float(eps)
         self.momentum = float(momentum)
