@@ -23,7 +23,7 @@ from bnnet.experiments import (
 )
 from bnnet.experiments.lr_sweep import split
 from bnnet.experiments.plots import _figure
-from bnnet.experiments.recording import write_csv
+from bnnet.experiments.recording import band_drift, write_csv
 from bnnet.experiments.test_stats import batch_statistics_accuracy, single_example_accuracy
 from bnnet.losses import SoftmaxCrossEntropy
 from bnnet.nn import mlp
@@ -95,6 +95,16 @@ def test_recorder_rejects_a_unit_outside_the_layer(digits):
     recorder = Recorder(SoftmaxCrossEntropy(), digits.x_test, digits.y_test, digits.x_test, unit=5)
     with pytest.raises(ValueError, match=r"expected a unit in 0\.\.4 of the last hidden layer, got 5"):
         recorder(0, model)
+
+
+def test_band_drift_by_hand():
+    # Two units; the reference is the first record at or after step 5 (step 10).
+    at_0 = np.array([[9.0, 9.0], [9.0, 9.0], [9.0, 9.0]])
+    at_10 = np.array([[-1.0, 0.0], [0.0, 1.0], [1.0, 4.0]])   # bands of width 2 and 4
+    at_20 = np.array([[0.0, 0.0], [3.0, 1.0], [4.0, 2.0]])    # medians moved by 3 and 0
+    assert np.allclose(band_drift([0, 10, 20], [at_0, at_10, at_20], start=5), [1.5, 0.0])
+    with pytest.raises(ValueError, match=r"expected a record at or after step 30, got records up to step 20"):
+        band_drift([0, 10, 20], [at_0, at_10, at_20], start=30)
 
 
 def test_write_csv_refuses_no_rows(tmp_path):
@@ -229,6 +239,9 @@ def test_fig1_short_run_on_digits(digits, tmp_path):
     # On digits, 200 steps from a N(0, 0.01^2) start: only the batch-norm network has learned.
     assert runs["with_bn"]["final_test_accuracy"] > 0.8 > runs["without_bn"]["final_test_accuracy"]
     assert any("[    with BN] step    200/200" in line for line in lines)
+    for run in runs.values():
+        drift = run["band_drift"]
+        assert drift["from_step"] == 50 and drift["unit"] >= 0 and drift["median_over_units"] >= 0
 
 
 def test_fig1_command_on_an_mnist_subset(data_dir, tmp_path, capsys):
@@ -373,7 +386,8 @@ def test_missing_matplotlib_is_reported_before_training(monkeypatch, tmp_path, c
 # -- the long version (CI runs the short ones above) -------------------------
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("BNNET_RUN_SLOW") != "1", reason="slow (~30 s on 2 cores): set BNNET_RUN_SLOW=1")
+@pytest.mark.skipif(os.environ.get("BNNET_RUN_SLOW") != "1",
+                    reason="slow (30-100 s on 2 cores): set BNNET_RUN_SLOW=1")
 def test_fig1_on_mnist_batch_norm_learns_sooner(data_dir):
     data = load_dataset("mnist", data_dir=data_dir)
     result = run_fig1(data, Fig1Settings(steps=3000, record_every=1000), log=None)

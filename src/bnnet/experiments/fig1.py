@@ -10,6 +10,11 @@ its running statistics):
   images (the probe), of the input of one fixed sigmoid unit of the last
   hidden layer: ``W3 h2`` (+ bias) without batch norm, ``BN(W3 h2)`` with it.
 
+One unit is what the paper plots; to see whether it is typical, every unit of
+that layer is followed too, and each network's result has its *band drift*
+(:func:`~bnnet.experiments.recording.band_drift`): how far each unit's median
+moved from 1/10 of training to the end, in widths of its 15-85 band.
+
 The paper's reading: with batch norm the accuracy rises sooner and ends
 higher, and the percentile band stays put, while without it the distribution
 of the sigmoid's input drifts ("internal covariate shift").
@@ -26,9 +31,10 @@ import numpy as np
 from ..losses import SoftmaxCrossEntropy
 from ..training.progress import progress_bar
 from .network import NETWORKS, TrainingSettings, build_network, diverged, train
-from .recording import Recorder, write_csv, write_json
+from .recording import Recorder, band_drift, write_csv, write_json
 
 LABELS = {"without_bn": "without BN", "with_bn": "with BN"}
+DRIFT_START = 10  # band drift is measured from 1/10 of training, after the first fast transient
 
 
 @dataclass
@@ -79,8 +85,9 @@ def run_fig1(data, settings: Fig1Settings, *, progress: bool | None = None,
 
     Returns:
         ``{"experiment", "dataset", "settings", "networks": {name: {"records",
-        "final_test_accuracy", "seconds", "stopped", "diverged"}}, "seconds"}``
-        where name is ``"without_bn"`` or ``"with_bn"``.
+        "band_drift", "final_test_accuracy", "steps", "seconds", "stopped",
+        "diverged"}}, "seconds"}`` where name is ``"without_bn"`` or
+        ``"with_bn"``; a network's seconds include its recording passes.
     """
     settings.validate()
     probe = probe_batch(data.x_test, settings.probe_size, settings.seed)
@@ -107,6 +114,7 @@ def run_fig1(data, settings: Fig1Settings, *, progress: bool | None = None,
                 say(f"[{LABELS[name]}] {history.stopped}")
             networks[name] = {
                 "records": recorder.records,
+                "band_drift": _drift_summary(recorder, settings),
                 "final_test_accuracy": recorder.records[-1]["test_accuracy"],
                 "steps": history.steps,
                 "seconds": time.perf_counter() - run_started,
@@ -117,6 +125,15 @@ def run_fig1(data, settings: Fig1Settings, *, progress: bool | None = None,
         bar.close()
     return {"experiment": "fig1", "dataset": data.describe(), "settings": settings.as_dict(),
             "networks": networks, "seconds": time.perf_counter() - started}
+
+
+def _drift_summary(recorder: Recorder, settings: Fig1Settings) -> dict[str, float]:
+    """Band drift of the followed unit and its mean and median over every unit of the layer."""
+    steps = [record["step"] for record in recorder.records]
+    start = min((step for step in steps if step >= settings.steps // DRIFT_START), default=steps[-1])
+    drift = band_drift(steps, recorder.all_units, start=start)
+    return {"from_step": start, "unit": float(drift[settings.unit]),
+            "mean_over_units": float(np.mean(drift)), "median_over_units": float(np.median(drift))}
 
 
 def _logger(name: str, settings: Fig1Settings, say: Callable[[str], None]) -> Callable[[dict], None]:
@@ -154,6 +171,7 @@ def fig1_summary(result: dict[str, Any], paths: dict[str, str]) -> dict[str, Any
         "steps": result["settings"]["steps"],
         "final_test_accuracy": {name: run["final_test_accuracy"] for name, run in networks.items()},
         "diverged": {name: run["diverged"] for name, run in networks.items()},
+        "band_drift": {name: run["band_drift"] for name, run in networks.items()},
         "seconds_per_network": {name: run["seconds"] for name, run in networks.items()},
         "seconds": result["seconds"],
         "settings": result["settings"],

@@ -26,7 +26,7 @@ from ..training.progress import progress_bar
 from .network import NETWORKS, TrainingSettings, build_network, diverged, train
 from .recording import write_csv, write_json
 
-DEFAULT_LRS = tuple(float(f"{lr:.3g}") for lr in np.logspace(-3, 1, 9))  # 0.001, 0.00316, ..., 10
+DEFAULT_LRS = tuple(float(f"{lr:.3g}") for lr in np.logspace(-3, 2, 11))  # 0.001, 0.00316, ..., 100
 
 
 @dataclass

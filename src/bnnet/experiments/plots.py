@@ -62,7 +62,13 @@ def plot_fig1(result: dict[str, Any], path: str | Path) -> Path:
         axis.set(title=f"({letter}) {LABELS[name]}: one sigmoid's input", xlabel="training steps",
                  ylabel=f"input of sigmoid {settings['unit']}, last hidden layer")
         axis.grid(alpha=0.3)
-        axis.legend(loc="best", fontsize="small")
+        if letter == "b":  # (c) uses the same line styles
+            axis.legend(loc="best", fontsize="small")
+        drift = networks.get(name, {}).get("band_drift")
+        if drift:
+            # How far the median moved after the first tenth of training, in 15-85 band widths.
+            axis.set_title(f"({letter}) {LABELS[name]}: one sigmoid's input\ndrift after step {drift['from_step']}: "
+                           f"{drift['unit']:.2f} bands (all units: {drift['median_over_units']:.2f})", fontsize="medium")
     # One y range for (b) and (c), so the two bands compare at a glance.
     low = min(axes[1].get_ylim()[0], axes[2].get_ylim()[0])
     high = max(axes[1].get_ylim()[1], axes[2].get_ylim()[1])
@@ -148,8 +154,9 @@ def plot_lr_sweep(result: dict[str, Any], path: str | Path) -> Path:
     axis.axhline(result["chance_accuracy"], color="gray", linewidth=0.8, linestyle=":")
     settings = result["settings"]
     axis.set(xscale="log", xlabel="learning rate", ylabel=f"final accuracy ({result['evaluated_on']})",
-             title=f"{result['dataset'].split(':')[0]}: {_architecture(settings)} sigmoid, "
-                   f"{settings['optimizer']}, {settings['steps']} steps per run", ylim=(0.0, 1.0))
+             title=f"{result['dataset'].split(':')[0]}: {_architecture(settings)} sigmoid, init N(0, "
+                   f"{settings['init_std']:g}^2), {settings['optimizer']}, {settings['steps']} steps per run",
+             ylim=(0.0, 1.0))
     axis.grid(alpha=0.3, which="both")
     axis.legend(loc="best", fontsize="small")
     return _save(figure, path)

@@ -110,6 +110,8 @@ class Recorder:
         self.every = int(every)
         self.on_record = on_record
         self.records: list[dict[str, float]] = []
+        # (3, width) percentiles of every unit of the last hidden layer, per record, for band_drift.
+        self.all_units: list[np.ndarray] = []
 
     def __call__(self, step: int, model: Module) -> None:
         """The ``on_step`` callback: record if ``step`` is a multiple of ``every``."""
@@ -124,9 +126,30 @@ class Recorder:
             raise ValueError(f"expected a unit in 0..{inputs.shape[1] - 1} of the last hidden layer, got {self.unit}")
         record = {"step": int(step), "test_accuracy": accuracy, "test_loss": loss}
         record.update({f"p{q}": value for q, value in zip(PERCENTILES, percentiles(inputs[:, self.unit]))})
+        self.all_units.append(np.percentile(inputs.astype(np.float64), PERCENTILES, axis=0))
         self.records.append(record)
         if self.on_record is not None:
             self.on_record(record)
+
+
+def band_drift(steps: Sequence[int], all_units: Sequence[np.ndarray], start: int) -> np.ndarray:
+    """How far each unit's median moved from step ``start`` to the end, in widths of its band then.
+
+    ``drift_u = |p50_u(end) - p50_u(start)| / (p85_u(start) - p15_u(start))``, one
+    value per unit, from the percentile arrays a :class:`Recorder` keeps
+    (``all_units[i]`` is ``(3, width)`` at ``steps[i]``; the first record at or
+    after ``start`` is the reference). 0 means the distribution's centre did
+    not move; 1 means it moved by the whole 15-85 band.
+
+    >>> band_drift([0, 10], [np.array([[0.0], [1.0], [2.0]]), np.array([[2.0], [3.0], [4.0]])], start=0)
+    array([1.])
+    """
+    first = next((i for i, step in enumerate(steps) if step >= start), None)
+    if first is None:
+        raise ValueError(f"expected a record at or after step {start}, got records up to step {max(steps)}")
+    reference, end = all_units[first], all_units[-1]
+    width = np.maximum(reference[2] - reference[0], 1e-12)  # a collapsed band: avoid dividing by 0
+    return np.abs(end[1] - reference[1]) / width
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]]) -> Path:
