@@ -33,6 +33,8 @@ import os
 from types import ModuleType
 from typing import Iterator
 
+from ..functional import batch_norm as reference_batch_norm
+
 ENGINES = ("auto", "fast", "reference")
 ENV_VAR = "BNNET_ENGINE"
 
@@ -119,6 +121,22 @@ def use_engine(name: str) -> Iterator[None]:
         _requested, _ops = previous
 
 
+def warm_up(model) -> None:
+    """Load (or compile) the kernels a training step of ``model`` uses; nothing on the reference engine.
+
+    :func:`bnnet.training.fit` calls this before it starts its clock, so that
+    the one-off start-up (about half a second: LLVM, then each kernel from
+    numba's cache) is not counted as training time.
+    """
+    kernels = ops()
+    if kernels is None:
+        return
+    names = {type(module).__name__ for module in model.modules()}
+    for value in model.parameters().values():
+        kernels.warm_up(value.dtype, names)
+        return
+
+
 def batch_norm_math() -> ModuleType:
     """The module whose batch-norm functions run now: fast kernels or :mod:`bnnet.functional.batch_norm`.
 
@@ -127,8 +145,4 @@ def batch_norm_math() -> ModuleType:
     same signatures; a forward's cache only goes to the backward returned with it.
     """
     kernels = ops()
-    if kernels is None:
-        from ..functional import batch_norm
-
-        return batch_norm
-    return kernels
+    return reference_batch_norm if kernels is None else kernels

@@ -1,17 +1,18 @@
 """Compiled activations: sigmoid in one pass, and the backward products.
 
 numba calls the C library's ``exp`` one value at a time, which does not
-vectorise. For float32 the sigmoid therefore evaluates ``exp`` itself in
-float64 arithmetic, where the simple method below is far more accurate than
-float32 needs (the result is the float32 sigmoid correctly rounded, or one
-unit in the last place off), and every step vectorises::
+vectorise. For float32 the sigmoid therefore evaluates ``exp(t)``, t <= 0,
+itself, with Cephes' ``expf`` method, in float32 arithmetic that vectorises::
 
-    exp(t) = 2^k * exp(r),   k = round(t / ln 2),   r = t - k ln 2,  |r| <= ln(2) / 2
-    exp(r) ~ sum_{i <= 8} r^i / i!           (truncation error < 4e-10 relative)
+    k = round(t / ln 2),   r = t - k ln 2   (ln 2 split in two parts, so r is exact enough)
+    exp(r) ~ 1 + r + r^2 P(r),   P of degree 5, |r| <= ln(2) / 2
+    exp(t) = exp(r) * 2^(k1) * 2^(k - k1)   (two powers, so k down to -150 stays exact)
 
-Rounding uses the 1.5 * 2^52 trick (adding it leaves round(v) in the low bits
-of the sum), and 2^k is assembled from its bits. For float64 the library
-``exp`` is used, which is exact to an ulp.
+Rounding uses the 1.5 * 2^23 trick (adding it leaves round(v) in the low
+bits), and each power of two is assembled from its bits. The sigmoid is then
+within 2-3 units in the last place of the exact value, as close as the NumPy
+reference gets (its float32 exp and division round too). For float64 the
+library ``exp`` is used, as in the reference.
 """
 from __future__ import annotations
 
@@ -21,54 +22,57 @@ import numpy as np
 
 from .jit import jit
 
-LOG2_E = 1.4426950408889634
-LN_2 = 0.6931471805599453
-ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2^52: v + ROUND_MAGIC keeps round(v) in its low bits
-MAGIC_BITS = 0x4338000000000000  # the bit pattern of ROUND_MAGIC
-LOWEST = -110.0  # exp(-110) < 2^-149: float32 sigmoid(-110) is already exactly 0
+LOG2_E = np.float32(1.44269504088896341)
+LN_2_HIGH = np.float32(0.693359375)  # exactly representable with few bits: k * LN_2_HIGH is exact
+LN_2_LOW = np.float32(-2.12194440e-4)
+ROUND_MAGIC = np.float32(12582912.0)  # 1.5 * 2^23: v + ROUND_MAGIC rounds v to an integer
+LOWEST = np.float32(-104.0)  # exp(-104) < 2^-149: the float32 sigmoid is 0 below this
+EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3),
+            np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
 BLOCK = 512  # values per block: the scratch arrays stay in L1
 
 
 @jit
-def _exp_nonpositive(t, values, scale_bits, count):
-    """values[:count] * 2^(...) pieces of exp(t[:count]) for t <= 0 (see module docstring).
-
-    On return ``values[i] * scale_bits.view(float64)[i] == exp(t[i])``.
-    """
+def _exp_nonpositive_float32(t, values, powers, count):
+    """exp(t[i]) == values[i] * powers[i] * powers[BLOCK + i] for t[i] <= 0, i < count."""
+    exponents = powers.view(np.int32)
+    c5, c4, c3, c2, c1, c0 = EXP_POLY
+    one = np.float32(1.0)
     for i in range(count):
         v = t[i]
         v = LOWEST if v < LOWEST else v  # a NaN fails the test and stays NaN
-        shifted = v * LOG2_E + ROUND_MAGIC
-        k = shifted - ROUND_MAGIC
-        r = v - k * LN_2
-        values[i] = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320))))))))
-        scale_bits[i] = shifted
-    bits = scale_bits.view(np.int64)
+        k = (v * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC
+        r = (v - k * LN_2_HIGH) - k * LN_2_LOW
+        p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+        values[i] = p * (r * r) + r + one
+        exponents[i] = np.int32(k)
     for i in range(count):
-        # low bits of shifted hold k; (k + 1023) << 52 is the float64 2^k
-        bits[i] = (bits[i] - MAGIC_BITS + 1023) << 52
+        k = exponents[i]
+        half = k >> 1
+        exponents[i] = (half + 127) << 23  # 2^half as float32 bits
+        exponents[BLOCK + i] = (k - half + 127) << 23
 
 
 @jit
 def sigmoid_float32(x, y):
-    """y = sigmoid(x) for float32 arrays of the same (contiguous) shape."""
+    """y = sigmoid(x) for float32 arrays of the same shape (y may be x: in place)."""
     source = x.reshape(-1)
     target = y.reshape(-1)
     size = source.shape[0]
-    t = np.empty(BLOCK)
-    values = np.empty(BLOCK)
-    scales = np.empty(BLOCK)
+    t = np.empty(BLOCK, np.float32)
+    values = np.empty(BLOCK, np.float32)
+    powers = np.empty(2 * BLOCK, np.float32)
+    one = np.float32(1.0)
     for start in range(0, size, BLOCK):
         count = min(BLOCK, size - start)
         block = source[start:start + count]
         out = target[start:start + count]
         for i in range(count):
-            t[i] = -abs(np.float64(block[i]))
-        _exp_nonpositive(t, values, scales, count)
+            t[i] = -abs(block[i])
+        _exp_nonpositive_float32(t, values, powers, count)
         for i in range(count):
-            e = values[i] * scales[i]  # exp(-|x|) <= 1
-            out[i] = (1.0 if block[i] >= 0 else e) / (1.0 + e)
+            e = (values[i] * powers[i]) * powers[BLOCK + i]  # exp(-|x|) <= 1
+            out[i] = (one if block[i] >= 0 else e) / (one + e)
 
 
 @jit

@@ -18,7 +18,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     kernel = _SIGMOID.get(x.dtype) if isinstance(x, np.ndarray) else None
     if kernel is None:
         return reference.sigmoid(x)
-    x = np.ascontiguousarray(x)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     kernel(x, y)
     return y
@@ -28,9 +29,12 @@ def _backward(kernel, reference_fn, dy: np.ndarray, y: np.ndarray) -> np.ndarray
     if (not isinstance(dy, np.ndarray) or dy.dtype != y.dtype or dy.shape != y.shape
             or y.dtype not in _SIGMOID):
         return reference_fn(dy, y)
-    dy = np.ascontiguousarray(dy)
+    if not dy.flags.c_contiguous:
+        dy = np.ascontiguousarray(dy)
+    if not y.flags.c_contiguous:
+        y = np.ascontiguousarray(y)
     dx = np.empty_like(dy)
-    kernel(dy, np.ascontiguousarray(y), dx)
+    kernel(dy, y, dx)
     return dx
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..functional import batch_norm as reference
 from . import batch_norm_kernels as kernels
+from . import fixed_statistics_kernels as fixed_kernels
 from .jit import use_threads
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -41,23 +42,28 @@ class FastFixedStatisticsCache:
     gamma: np.ndarray | None
 
 
-def _supported(x: np.ndarray, *per_channel: np.ndarray | None) -> bool:
+def _supported(x, *per_channel) -> bool:
     """Float32 or float64 throughout, at least (N, C), not empty."""
-    if not isinstance(x, np.ndarray) or x.dtype not in FLOATS or x.ndim < 2 or x.size == 0:
+    if type(x) is not np.ndarray or x.dtype not in FLOATS or x.ndim < 2 or x.size == 0:
         return False
-    return all(v is None or (isinstance(v, np.ndarray) and v.dtype == x.dtype) for v in per_channel)
+    for value in per_channel:
+        if value is not None and (type(value) is not np.ndarray or value.dtype != x.dtype):
+            return False
+    return True
 
 
 def _as_kernel_layout(x: np.ndarray) -> np.ndarray:
     """(N, C) stays; (N, C, *spatial) becomes (N, C, S); C-contiguous either way."""
-    x = np.ascontiguousarray(x)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
     if x.ndim == 2:
         return x
     flat = x.reshape(x.shape[0], x.shape[1], -1)
     return flat.reshape(x.shape[0], x.shape[1]) if flat.shape[2] == 1 else flat
 
 
-def _affine_or_identity(gamma, beta, channels: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+def _per_channel(gamma, beta, channels: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous gamma and beta, or 1 and 0 when the layer has no affine transform."""
     if gamma is None:
         return np.ones(channels, dtype), np.zeros(channels, dtype)
     return np.ascontiguousarray(gamma), np.ascontiguousarray(beta)
@@ -75,22 +81,20 @@ def batch_norm_forward(x, gamma, beta, eps):
     """Same as :func:`bnnet.functional.batch_norm.batch_norm_forward`, one fused kernel."""
     if not _supported(x, gamma, beta):
         return reference.batch_norm_forward(x, gamma, beta, eps)
-    reference.reduction_axes(x.ndim)
     flat = _as_kernel_layout(x)
     channels = flat.shape[1]
-    scale, offset = _affine_or_identity(gamma, beta, channels, x.dtype)
+    scale, offset = _per_channel(gamma, beta, channels, x.dtype)
     y = np.empty_like(flat)
-    mean, var, inv_std = (np.empty(channels, x.dtype) for _ in range(3))
-    eps = float(eps)
+    mean, var, inv_std = np.empty((3, channels), x.dtype)
     if use_threads(flat.size):
         driver = kernels.train_forward_2d_parallel if flat.ndim == 2 else kernels.train_forward_3d_parallel
-        driver(flat, scale, offset, eps, y, mean, var, inv_std, _chunk(channels))
+        driver(flat, scale, offset, float(eps), y, mean, var, inv_std, _chunk(channels))
     elif flat.ndim == 2:
-        kernels.train_forward_2d(flat, scale, offset, eps, y, mean, var, inv_std, 0, channels)
+        kernels.train_forward_2d(flat, scale, offset, float(eps), y, mean, var, inv_std, 0, channels)
     else:
-        kernels.train_forward_3d(flat, scale, offset, eps, y, mean, var, inv_std, 0, channels)
+        kernels.train_forward_3d(flat, scale, offset, float(eps), y, mean, var, inv_std, 0, channels)
     cache = FastBatchNormCache(x=flat, shape=x.shape, mean=mean, var=var, inv_std=inv_std, gamma=gamma)
-    return y.reshape(x.shape), cache
+    return (y if flat.ndim == x.ndim else y.reshape(x.shape)), cache
 
 
 def batch_norm_backward(dy, cache):
@@ -107,8 +111,7 @@ def batch_norm_backward(dy, cache):
     channels = x.shape[1]
     gamma = np.ones(channels, x.dtype) if cache.gamma is None else np.ascontiguousarray(cache.gamma)
     dx = np.empty_like(x)
-    dgamma = np.empty(channels, x.dtype)
-    dbeta = np.empty(channels, x.dtype)
+    dgamma, dbeta = np.empty((2, channels), x.dtype)
     args = (grad, x, cache.mean, cache.inv_std, gamma, dx, dgamma, dbeta)
     if use_threads(x.size):
         driver = kernels.train_backward_2d_parallel if x.ndim == 2 else kernels.train_backward_3d_parallel
@@ -117,19 +120,18 @@ def batch_norm_backward(dy, cache):
         kernels.train_backward_2d(*args, 0, channels)
     else:
         kernels.train_backward_3d(*args, 0, channels)
-    return dx.reshape(cache.shape), dgamma, dbeta
+    return (dx if dx.ndim == len(cache.shape) else dx.reshape(cache.shape)), dgamma, dbeta
 
 
 def fixed_statistics_forward(x, mean, var, gamma, beta, eps):
     """Same as :func:`bnnet.functional.batch_norm.fixed_statistics_forward`, one kernel."""
     if not _supported(x, mean, var, gamma, beta):
         return reference.fixed_statistics_forward(x, mean, var, gamma, beta, eps)
-    reference.reduction_axes(x.ndim)
     flat = _as_kernel_layout(x)
     inv_std = 1.0 / np.sqrt(var + eps)
-    scale, offset = _affine_or_identity(gamma, beta, flat.shape[1], x.dtype)
+    scale, offset = _per_channel(gamma, beta, flat.shape[1], x.dtype)
     y = np.empty_like(flat)
-    fixed = kernels.fixed_forward_2d if flat.ndim == 2 else kernels.fixed_forward_3d
+    fixed = fixed_kernels.fixed_forward_2d if flat.ndim == 2 else fixed_kernels.fixed_forward_3d
     fixed(flat, np.ascontiguousarray(mean), inv_std * scale, offset, y)
     cache = FastFixedStatisticsCache(x=flat, shape=x.shape, mean=mean, inv_std=inv_std, gamma=gamma)
     return y.reshape(x.shape), cache
@@ -145,11 +147,11 @@ def fixed_statistics_backward(dy, cache):
             f"fixed_statistics_backward expected dy of shape {cache.shape} and dtype {x.dtype} "
             f"(the forward's output), got shape {dy.shape} and dtype {dy.dtype}"
         )
-    x3 = x.reshape(x.shape[0], x.shape[1], -1)
-    grad = np.ascontiguousarray(dy).reshape(x3.shape)
+    grad = np.ascontiguousarray(dy).reshape(x.shape)
     scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    dx = np.empty_like(x3)
+    dx = np.empty_like(x)
     dgamma = np.empty(x.shape[1], x.dtype)
     dbeta = np.empty(x.shape[1], x.dtype)
-    kernels.fixed_backward_3d(grad, x3, np.ascontiguousarray(cache.mean), cache.inv_std, scale, dx, dgamma, dbeta)
+    backward = fixed_kernels.fixed_backward_2d if x.ndim == 2 else fixed_kernels.fixed_backward_3d
+    backward(grad, x, np.ascontiguousarray(cache.mean), cache.inv_std, scale, dx, dgamma, dbeta)
     return dx.reshape(cache.shape), dgamma, dbeta

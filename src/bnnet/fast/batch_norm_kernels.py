@@ -5,21 +5,25 @@ Two memory layouts, because the loop that vectorises differs:
 - ``(N, C)``: rows are contiguous across channels, so every loop runs along a
   row and keeps one accumulator per channel (no reduction inside the SIMD loop).
 - ``(N, C, S)`` (S = product of the spatial sizes): each ``x[n, c]`` is a
-  contiguous run of S values, so the statistics keep one accumulator per
-  spatial position and add those up at the end.
+  contiguous run of S values, so the sums keep one accumulator per spatial
+  position, added up at the end.
 
 Each kernel handles a range of channels, so the parallel drivers split the
 channels between threads and the result does not depend on the thread count.
 
-Training statistics are one pass over x with float64 accumulators of the
-values shifted by the channel's first value, ``d = x - x[0]``::
+Statistics take one pass over x. Values are shifted by an estimate ``k`` of
+the channel's mean (the mean of its first 16 rows, or of its first run) and
+summed four rows at a time in x's dtype, those partial sums accumulating in
+float64::
 
-    mean = x[0] + sum(d) / m,    var = sum(d^2) / m - (sum(d) / m)^2
+    d = x - k,   mean = k + sum(d) / m,   var = sum(d^2) / m - (sum(d) / m)^2
 
-Shifting by a sample of the data keeps ``sum(d)`` small, so the subtraction
-does not cancel catastrophically the way ``E[x^2] - E[x]^2`` does (the reason
-the reference makes two passes). Backward recomputes ``x - mean`` from x
-rather than reading a cached x_hat: one array fewer to write and read.
+The last subtraction loses digits when ``k`` is far from the mean (the reason
+the reference makes two passes), so a channel where ``(mean - k)^2 > 3 var``
+sends the pass round again, shifted by the mean it found: the relative error
+of var stays within a few float32 roundings, below the reference's own.
+Backward recomputes ``x - mean`` from x rather than reading a cached x_hat:
+one array fewer to write and read.
 """
 from __future__ import annotations
 
@@ -28,37 +32,75 @@ from numba import prange
 
 from .jit import jit, parallel_jit
 
+HEAD_ROWS = 16  # rows whose mean is the first shift
+CANCELLATION_LIMIT = 3.0  # redo a channel's sums when (mean - shift)^2 > this * var
+
+
+@jit
+def _finish(sums, squares, count, shift, eps, mean, var, inv_std, c0):
+    """mean, var, inv_std of channels c0.. from the shifted sums; True if a channel must be redone."""
+    redo = False
+    for j in range(sums.shape[0]):
+        mu = sums[j] / count
+        variance = squares[j] / count - mu * mu
+        if mu * mu > CANCELLATION_LIMIT * variance:
+            redo = True
+        variance = max(variance, 0.0)
+        mean[c0 + j] = shift[j] + mu
+        var[c0 + j] = variance
+        inv_std[c0 + j] = 1.0 / np.sqrt(variance + eps)
+    return redo
+
 
 # -- (N, C): one accumulator per channel ----------------------------------------
 @jit
-def train_forward_2d(x, gamma, beta, eps, y, mean, var, inv_std, c0, c1):
-    """y = (x - mean) * gamma * inv_std + beta for channels c0:c1, batch statistics."""
+def _shifted_sums_2d(x, c0, c1, shift, sums, squares):
     n = x.shape[0]
     width = c1 - c0
-    first = x[0, c0:c1]
-    shift = np.empty(width)
-    for j in range(width):
-        shift[j] = first[j]
-    sums = np.zeros(width)
-    squares = np.zeros(width)
-    for i in range(n):
+    sums[:] = 0.0
+    squares[:] = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+        for j in range(width):
+            k = shift[j]
+            d0, d1, d2, d3 = r0[j] - k, r1[j] - k, r2[j] - k, r3[j] - k
+            sums[j] += (d0 + d1) + (d2 + d3)
+            squares[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for i in range(n4, n):
         row = x[i, c0:c1]
         for j in range(width):
             d = row[j] - shift[j]
             sums[j] += d
             squares[j] += d * d
-    centre = np.empty(width, x.dtype)
+
+
+@jit
+def train_forward_2d(x, gamma, beta, eps, y, mean, var, inv_std, c0, c1):
+    """y = (x - mean) * gamma * inv_std + beta for channels c0:c1, batch statistics."""
+    n = x.shape[0]
+    width = c1 - c0
+    head = min(n, HEAD_ROWS)
+    total = np.zeros(width)
+    for i in range(head):
+        row = x[i, c0:c1]
+        for j in range(width):
+            total[j] += row[j]
+    shift = np.empty(width, x.dtype)
+    for j in range(width):
+        shift[j] = total[j] / head
+    sums = np.empty(width)
+    squares = np.empty(width)
+    for attempt in range(2):
+        _shifted_sums_2d(x, c0, c1, shift, sums, squares)
+        if not _finish(sums, squares, n, shift, eps, mean, var, inv_std, c0) or attempt == 1:
+            break
+        shift[:] = mean[c0:c1]
+    centre = mean[c0:c1]
     scale = np.empty(width, x.dtype)
     offset = beta[c0:c1]
-    g = gamma[c0:c1]
     for j in range(width):
-        mu = sums[j] / n
-        variance = max(squares[j] / n - mu * mu, 0.0)
-        mean[c0 + j] = shift[j] + mu
-        var[c0 + j] = variance
-        inv_std[c0 + j] = 1.0 / np.sqrt(variance + eps)
-        centre[j] = mean[c0 + j]
-        scale[j] = g[j] * inv_std[c0 + j]
+        scale[j] = gamma[c0 + j] * inv_std[c0 + j]
     for i in range(n):
         row = x[i, c0:c1]
         out = y[i, c0:c1]
@@ -74,13 +116,21 @@ def train_backward_2d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
     centre = mean[c0:c1]
     sum_dy = np.zeros(width)
     sum_dy_centred = np.zeros(width)
-    for i in range(n):
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        g0, g1, g2, g3 = dy[i, c0:c1], dy[i + 1, c0:c1], dy[i + 2, c0:c1], dy[i + 3, c0:c1]
+        r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+        for j in range(width):
+            m = centre[j]
+            sum_dy[j] += (g0[j] + g1[j]) + (g2[j] + g3[j])
+            sum_dy_centred[j] += (g0[j] * (r0[j] - m) + g1[j] * (r1[j] - m)) + (
+                g2[j] * (r2[j] - m) + g3[j] * (r3[j] - m))
+    for i in range(n4, n):
         grad = dy[i, c0:c1]
         row = x[i, c0:c1]
         for j in range(width):
-            g = np.float64(grad[j])
-            sum_dy[j] += g
-            sum_dy_centred[j] += g * (row[j] - centre[j])
+            sum_dy[j] += grad[j]
+            sum_dy_centred[j] += grad[j] * (row[j] - centre[j])
     coeff = np.empty(width, x.dtype)
     mean_dy = np.empty(width, x.dtype)
     slope = np.empty(width, x.dtype)
@@ -101,31 +151,51 @@ def train_backward_2d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
 
 # -- (N, C, S): one accumulator per spatial position ----------------------------
 @jit
+def _shifted_sums_3d(x, c, shift, sums, squares):
+    """Sums over n and s of (x[n, c, s] - shift) and its square, four runs at a time."""
+    n, _, s = x.shape
+    sums[:] = 0.0
+    squares[:] = 0.0
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        r0, r1, r2, r3 = x[i, c], x[i + 1, c], x[i + 2, c], x[i + 3, c]
+        for k in range(s):
+            d0, d1, d2, d3 = r0[k] - shift, r1[k] - shift, r2[k] - shift, r3[k] - shift
+            sums[k] += (d0 + d1) + (d2 + d3)
+            squares[k] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for i in range(n4, n):
+        run = x[i, c]
+        for k in range(s):
+            d = run[k] - shift
+            sums[k] += d
+            squares[k] += d * d
+    total = 0.0
+    total_squares = 0.0
+    for k in range(s):
+        total += sums[k]
+        total_squares += squares[k]
+    return total, total_squares
+
+
+@jit
 def train_forward_3d(x, gamma, beta, eps, y, mean, var, inv_std, c0, c1):
     n, _, s = x.shape
-    m = n * s
     sums = np.empty(s)
     squares = np.empty(s)
+    shift = np.empty(1, x.dtype)
+    totals = np.empty(1)
+    total_squares = np.empty(1)
     for c in range(c0, c1):
-        shift = np.float64(x[0, c, 0])
-        sums[:] = 0.0
-        squares[:] = 0.0
-        for i in range(n):
-            run = x[i, c]
-            for k in range(s):
-                d = run[k] - shift
-                sums[k] += d
-                squares[k] += d * d
-        total = 0.0
-        total_squares = 0.0
+        first = x[0, c]
+        head = 0.0
         for k in range(s):
-            total += sums[k]
-            total_squares += squares[k]
-        mu = total / m
-        variance = max(total_squares / m - mu * mu, 0.0)
-        mean[c] = shift + mu
-        var[c] = variance
-        inv_std[c] = 1.0 / np.sqrt(variance + eps)
+            head += first[k]
+        shift[0] = head / s
+        for attempt in range(2):
+            totals[0], total_squares[0] = _shifted_sums_3d(x, c, shift[0], sums, squares)
+            if not _finish(totals, total_squares, n * s, shift, eps, mean, var, inv_std, c) or attempt == 1:
+                break
+            shift[0] = mean[c]
         centre = mean[c]
         scale = gamma[c] * inv_std[c]
         offset = beta[c]
@@ -142,17 +212,25 @@ def train_backward_3d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
     m = n * s
     sums = np.empty(s)
     sums_centred = np.empty(s)
+    constants = np.empty(3, x.dtype)  # per-channel scalars in x's dtype, as the reference computes them
     for c in range(c0, c1):
         centre = mean[c]
         sums[:] = 0.0
         sums_centred[:] = 0.0
-        for i in range(n):
+        n4 = n - n % 4
+        for i in range(0, n4, 4):
+            g0, g1, g2, g3 = dy[i, c], dy[i + 1, c], dy[i + 2, c], dy[i + 3, c]
+            r0, r1, r2, r3 = x[i, c], x[i + 1, c], x[i + 2, c], x[i + 3, c]
+            for k in range(s):
+                sums[k] += (g0[k] + g1[k]) + (g2[k] + g3[k])
+                sums_centred[k] += (g0[k] * (r0[k] - centre) + g1[k] * (r1[k] - centre)) + (
+                    g2[k] * (r2[k] - centre) + g3[k] * (r3[k] - centre))
+        for i in range(n4, n):
             grad = dy[i, c]
             run = x[i, c]
             for k in range(s):
-                g = np.float64(grad[k])
-                sums[k] += g
-                sums_centred[k] += g * (run[k] - centre)
+                sums[k] += grad[k]
+                sums_centred[k] += grad[k] * (run[k] - centre)
         sum_dy = 0.0
         sum_dy_centred = 0.0
         for k in range(s):
@@ -161,8 +239,6 @@ def train_backward_3d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
         istd = np.float64(inv_std[c])
         dgamma[c] = sum_dy_centred * istd
         dbeta[c] = sum_dy
-        # the per-element arithmetic runs in x's dtype, as in the reference
-        constants = np.empty(3, x.dtype)
         constants[0] = gamma[c] * inv_std[c]
         constants[1] = sum_dy / m
         constants[2] = sum_dy_centred * istd * istd / m
@@ -173,51 +249,6 @@ def train_backward_3d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
             out = dx[i, c]
             for k in range(s):
                 out[k] = coeff * (grad[k] - mean_dy - (run[k] - centre) * slope)
-
-
-# -- fixed statistics (eval): y is affine in x ----------------------------------
-@jit
-def fixed_forward_2d(x, centre, scale, offset, y):
-    """y = (x - centre) * scale + offset per channel, rows of (N, C)."""
-    for i in range(x.shape[0]):
-        row = x[i]
-        out = y[i]
-        for j in range(row.shape[0]):
-            out[j] = (row[j] - centre[j]) * scale[j] + offset[j]
-
-
-@jit
-def fixed_forward_3d(x, centre, scale, offset, y):
-    n, c_total, s = x.shape
-    for i in range(n):
-        for c in range(c_total):
-            run = x[i, c]
-            out = y[i, c]
-            a, b, o = centre[c], scale[c], offset[c]
-            for k in range(s):
-                out[k] = (run[k] - a) * b + o
-
-
-@jit
-def fixed_backward_3d(dy, x, centre, inv_std, scale, dx, dgamma, dbeta):
-    """dx = dy * scale; dbeta = sum dy; dgamma = sum dy * (x - centre) * inv_std, over (N, C, S)."""
-    n, c_total, s = x.shape
-    sum_dy = np.zeros(c_total)
-    sum_dy_centred = np.zeros(c_total)
-    for i in range(n):
-        for c in range(c_total):
-            grad = dy[i, c]
-            run = x[i, c]
-            out = dx[i, c]
-            a, b = centre[c], scale[c]
-            for k in range(s):
-                g = grad[k]
-                out[k] = g * b
-                sum_dy[c] += g
-                sum_dy_centred[c] += np.float64(g) * (run[k] - a)
-    for c in range(c_total):
-        dbeta[c] = sum_dy[c]
-        dgamma[c] = sum_dy_centred[c] * np.float64(inv_std[c])
 
 
 # -- parallel drivers: channels split between threads ------------------------------

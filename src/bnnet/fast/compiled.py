@@ -10,9 +10,10 @@ from .batch_norm import (
 from .inference import predict
 from .losses import softmax_cross_entropy
 from .optim import sgd_update
+from .preload import warm_up
 
 __all__ = [
     "batch_norm_backward", "batch_norm_forward", "fixed_statistics_backward", "fixed_statistics_forward",
     "predict", "relu_backward", "sgd_update", "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
-    "tanh_backward",
+    "tanh_backward", "warm_up",
 ]

@@ -32,17 +32,27 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @jit
-def epilogue(h, bias, mean, var, gamma, beta, eps, use_bias, use_norm, use_affine, activation, precise):
-    """In place on h (N, C): h + bias, then batch norm with fixed statistics, then the activation."""
-    n, channels = h.shape
+def epilogue(h, bias, mean, var, gamma, beta, eps, flags):
+    """In place on h (rows of C values): + bias, batch norm with fixed statistics, activation.
+
+    ``flags`` packs the switches (fewer arguments: each costs dispatch time):
+    bit 0 bias, bit 1 batch norm, bit 2 affine, bit 3 float64-exact sigmoid,
+    bits 4-5 the activation code.
+    """
+    use_bias, use_norm, use_affine, precise = flags & 1, flags & 2, flags & 4, flags & 8
+    activation = flags >> 4
+    channels = h.shape[-1]
+    values = h.reshape(-1)
     one = np.ones(1, h.dtype)[0]
     zero = one - one
-    inv_std = np.empty(channels, h.dtype)
+    constants = np.empty(channels + 1, h.dtype)
+    constants[channels] = eps  # eps in h's dtype, as NumPy casts it in the reference
+    inv_std = constants[:channels]
     if use_norm:
         for c in range(channels):
-            inv_std[c] = one / np.sqrt(var[c] + eps)
-    for i in range(n):
-        row = h[i]
+            inv_std[c] = one / np.sqrt(var[c] + constants[channels])
+    for start in range(0, values.shape[0], channels):
+        row = values[start:start + channels]
         for c in range(channels):
             v = row[c]
             if use_bias:
@@ -54,17 +64,15 @@ def epilogue(h, bias, mean, var, gamma, beta, eps, use_bias, use_norm, use_affin
             row[c] = v
     if activation == SIGMOID:
         if precise:
-            sigmoid_float64(h, h)
+            sigmoid_float64(values, values)
         else:
-            sigmoid_float32(h, h)
+            sigmoid_float32(values, values)
     elif activation == TANH:
-        flat = h.reshape(-1)
-        for i in range(flat.shape[0]):
-            flat[i] = np.tanh(flat[i])
+        for i in range(values.shape[0]):
+            values[i] = np.tanh(values[i])
     elif activation == RELU:
-        flat = h.reshape(-1)
-        for i in range(flat.shape[0]):
-            flat[i] = zero if flat[i] < zero else flat[i]
+        for i in range(values.shape[0]):
+            values[i] = zero if values[i] < zero else values[i]
 
 
 class _Plan:
@@ -118,6 +126,7 @@ class _Plan:
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_EMPTY = {dtype: np.empty(0, dtype) for dtype in FLOATS}
 
 
 def _plan_for(model) -> _Plan | None:
@@ -125,7 +134,7 @@ def _plan_for(model) -> _Plan | None:
     if not isinstance(layers, list):
         return None
     plan = _PLANS.get(model)
-    if plan is None or len(plan.layers) != len(layers) or any(a is not b for a, b in zip(plan.layers, layers)):
+    if plan is None or plan.layers != tuple(layers):  # layers compare by identity
         plan = _PLANS[model] = _Plan(tuple(layers))
     if plan.steps is None or plan.in_features is None:
         return None
@@ -140,37 +149,38 @@ def predict(model, x) -> np.ndarray | None:
     plan = _plan_for(model)
     if plan is None:
         return None
-    x = np.asarray(x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
     if x.ndim not in (1, 2) or x.shape[-1] != plan.in_features:
         return None  # the layered path raises the explanatory error
     dtype = plan.layers[0].params["weight"].dtype
     if dtype not in FLOATS:
         return None
-    single = x.ndim == 1
-    h = x.astype(dtype, copy=False)
-    if single:
-        h = h[None, :]
-    precise = dtype == FLOATS[1]
-    eps_type = dtype.type
+    h = x if x.dtype == dtype else x.astype(dtype)
+    single = h.ndim == 1
+    empty = _EMPTY[dtype]
+    precise = 8 if dtype == FLOATS[1] else 0
     for step in plan.steps:
         if step[0] == "linear":
             weight = step[1].params["weight"]
-            h = np.dot(weight, h[0])[None, :] if single else h @ weight.T
+            h = weight.dot(h) if single else h @ weight.T
             continue
         _, bias_layer, norm, activation = step
-        empty = np.empty(0, dtype)
-        bias = bias_layer.params["bias"] if bias_layer is not None else empty
+        flags = precise | activation << 4
+        bias = mean = var = gamma = beta = empty
+        eps = 0.0
+        if bias_layer is not None:
+            bias = bias_layer.params["bias"]
+            flags |= 1
         if norm is not None:
-            mean, var = norm.buffers["running_mean"], norm.buffers["running_var"]
-            gamma, beta = norm.params.get("gamma", empty), norm.params.get("beta", empty)
-            if not all(a.dtype == dtype for a in (mean, var, gamma, beta)):
-                return None
-            eps = eps_type(norm.eps)
-        else:
-            mean = var = gamma = beta = empty
-            eps = eps_type(0)
-        if bias.dtype != dtype or not h.flags.c_contiguous:
-            return None
-        epilogue(h, bias, mean, var, gamma, beta, eps, bias_layer is not None, norm is not None,
-                 norm is not None and norm.affine, activation, precise)
-    return h[0] if single else h
+            buffers = norm.buffers
+            mean, var, eps = buffers["running_mean"], buffers["running_var"], norm.eps
+            flags |= 2
+            if norm.affine:
+                gamma, beta = norm.params["gamma"], norm.params["beta"]
+                flags |= 4
+        if not (bias.dtype is dtype and mean.dtype is dtype and var.dtype is dtype and gamma.dtype is dtype
+                and beta.dtype is dtype):
+            return None  # mixed dtypes: the layered path applies NumPy's promotion rules
+        epilogue(h, bias, mean, var, gamma, beta, eps, flags)
+    return h

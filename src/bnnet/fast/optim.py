@@ -1,9 +1,10 @@
 """Optimizer updates as one compiled pass per parameter, bit for bit the reference's arithmetic.
 
-The scalars are cast to the parameter's dtype before the kernel runs, as NumPy
-does when it multiplies a float32 array by a Python float, and the operations
-keep the reference's order, so float32 and float64 results equal the NumPy
-rules in :mod:`bnnet.optim` exactly (no fused multiply-add: ``fastmath=False``).
+The hyperparameters are cast to the parameter's dtype inside the kernel, as
+NumPy casts a Python float when it multiplies a float32 array by it, and the
+operations keep the reference's order, so float32 and float64 results equal
+the NumPy rules in :mod:`bnnet.optim` exactly (``fastmath=False``: no fused
+multiply-add, no reordering).
 """
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @jit
-def _sgd(param, grad, velocity, lr, momentum, damp_keep, weight_decay, use_decay, use_momentum,
-         first_step, nesterov):
+def _sgd(param, grad, velocity, hyper, first_step):
+    """hyper = [lr, momentum, 1 - dampening, weight_decay, nesterov (1 or 0)]."""
+    h = np.empty(5, param.dtype)
+    h[:] = hyper  # the Python floats rounded to the parameter's dtype, as NumPy does
+    lr, momentum, damp_keep, weight_decay = h[0], h[1], h[2], h[3]
+    use_decay, use_momentum, nesterov = hyper[3] != 0.0, hyper[1] != 0.0, hyper[4] != 0.0
     p, g_in, v = param.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
     for i in range(p.shape[0]):
         g = g_in[i]
@@ -31,23 +36,42 @@ def _sgd(param, grad, velocity, lr, momentum, damp_keep, weight_decay, use_decay
         p[i] = p[i] - lr * g
 
 
-def sgd_update(param: np.ndarray, grad: np.ndarray, state: dict, lr: float, momentum: float,
-               dampening: float, nesterov: bool, weight_decay: float) -> bool:
-    """Apply :class:`bnnet.optim.SGD`'s update in place; False (nothing done) if not covered."""
-    dtype = param.dtype
-    if (dtype not in FLOATS or not isinstance(grad, np.ndarray) or grad.dtype != dtype
-            or grad.shape != param.shape or not param.flags.c_contiguous):
+def sgd_update(param: np.ndarray, grad: np.ndarray, state: dict, hyper: np.ndarray) -> bool:
+    """Apply :class:`bnnet.optim.SGD`'s update in place; False (nothing done) if not covered.
+
+    Args:
+        hyper: float64 ``[lr, momentum, 1 - dampening, weight_decay, 1.0 if nesterov else 0.0]``.
+    """
+    if (type(grad) is not np.ndarray or param.dtype not in FLOATS or grad.dtype != param.dtype
+            or grad.shape != param.shape):
+        return False
+    block = _row_major(param)
+    if block is None:
         return False
     velocity = state.get("velocity")
     first_step = velocity is None
-    if momentum:
+    if hyper[1] != 0.0:
         if first_step:
-            velocity = state["velocity"] = np.empty_like(param)
-        elif velocity.dtype != dtype or velocity.shape != param.shape or not velocity.flags.c_contiguous:
+            velocity = state["velocity"] = np.empty_like(param)  # the parameter's layout
+        elif velocity.dtype != param.dtype or velocity.shape != param.shape:
+            return False
+        velocity_block = _row_major(velocity, like=param)
+        if velocity_block is None:
             return False
     else:
-        velocity = param  # unused by the kernel
-    cast = dtype.type
-    _sgd(param, np.ascontiguousarray(grad), velocity, cast(lr), cast(momentum), cast(1.0 - dampening),
-         cast(weight_decay), bool(weight_decay), bool(momentum), first_step, bool(nesterov))
+        velocity_block = block  # not touched by the kernel without momentum
+    grad_block = _row_major(grad, like=param)
+    if grad_block is None:
+        grad_block = np.ascontiguousarray(grad.T if block is not param else grad)
+    _sgd(block, grad_block, velocity_block, hyper, first_step)
     return True
+
+
+def _row_major(array: np.ndarray, like: np.ndarray | None = None) -> np.ndarray | None:
+    """A C-contiguous view of the same memory: the array, or its transpose when it is column-major.
+
+    With ``like``, the view pairs element for element with ``_row_major(like)`` (or None).
+    """
+    transpose = (like if like is not None else array).flags.c_contiguous is False
+    view = array.T if transpose else array
+    return view if view.flags.c_contiguous else None

@@ -44,11 +44,18 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
 
+    def _hyperparameter_array(self) -> np.ndarray:
+        """The settings as the fast kernel takes them, rebuilt only when one changes (lr may, per step)."""
+        key = (self.lr, self.momentum, self.dampening, self.nesterov, self.weight_decay)
+        if getattr(self, "_hyper_key", None) != key:
+            self._hyper_key = key
+            self._hyper = np.array([self.lr, self.momentum, 1.0 - self.dampening, self.weight_decay,
+                                    float(self.nesterov)])
+        return self._hyper
+
     def update(self, param, grad, state) -> None:
         kernels = fast.ops()  # the same arithmetic in one compiled pass, when it covers the arrays
-        if kernels is not None and kernels.sgd_update(
-            param, grad, state, self.lr, self.momentum, self.dampening, self.nesterov, self.weight_decay
-        ):
+        if kernels is not None and kernels.sgd_update(param, grad, state, self._hyperparameter_array()):
             return
         if self.weight_decay:
             grad = grad + self.weight_decay * param

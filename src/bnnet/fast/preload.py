@@ -1,0 +1,36 @@
+"""Load the kernels a training step uses before timing starts.
+
+The first call of each compiled kernel in a process loads it from numba's
+cache (compiling it, the first time after installation), and the very first
+also starts LLVM: together about half a second, which would otherwise land in
+the first training step. :func:`bnnet.training.fit` calls :func:`warm_up`
+before it starts its clock; the cost shows in the job's total time instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations, batch_norm, losses, optim
+
+
+def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None:
+    """Run once, on tiny arrays of ``dtype``, the kernels that layers of the named types,
+    the softmax cross-entropy and SGD use (only those: each costs compile time on a first run)."""
+    dtype = np.dtype(dtype)
+    if dtype not in batch_norm.FLOATS:
+        return
+    x = np.linspace(-1.0, 1.0, 8, dtype=dtype).reshape(4, 2)
+    ones = np.ones(2, dtype)
+    if "BatchNorm" in layer_names:
+        y, cache = batch_norm.batch_norm_forward(x, ones, ones, 1e-5)
+        batch_norm.batch_norm_backward(x, cache)
+        y, cache = batch_norm.fixed_statistics_forward(x, ones, ones, ones, ones, 1e-5)  # evaluation
+        batch_norm.fixed_statistics_backward(x, cache)
+    backwards = {"Sigmoid": activations.sigmoid_backward, "Tanh": activations.tanh_backward,
+                 "ReLU": activations.relu_backward}
+    for name, backward in backwards.items():
+        if name in layer_names:
+            backward(x, activations.sigmoid(x) if name == "Sigmoid" else x)
+    losses.softmax_cross_entropy(x, np.zeros(4, dtype=np.int64))
+    for parameter in (x, ones):  # weights (2-D) and biases, gamma, beta (1-D) compile separately
+        optim.sgd_update(parameter.copy(), parameter, {}, np.array([0.1, 0.9, 1.0, 0.0, 0.0]))
