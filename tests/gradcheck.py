@@ -64,3 +64,15 @@ def check_network_with_loss(model, loss_fn, x: np.ndarray, target: np.ndarray, r
     for name, param in model.parameters().items():
         np.testing.assert_allclose(grads[name], numerical_gradient(scalar, param), rtol=rtol, atol=atol,
                                    err_msg=f"d{name}")
+
+
+def batch_norm_with_state(rng: np.random.Generator, **options):
+    """A float64 BatchNorm(3) with non-trivial gamma, beta and running statistics."""
+    from bnnet.nn import BatchNorm
+
+    layer = BatchNorm(3, dtype=np.float64, **options)
+    layer.params["gamma"][:] = rng.uniform(0.5, 2.0, 3)
+    layer.params["beta"][:] = rng.normal(size=3)
+    layer.buffers["running_mean"][:] = rng.normal(size=3)
+    layer.buffers["running_var"][:] = rng.uniform(0.5, 2.0, 3)
+    return layer

@@ -10,19 +10,10 @@ from bnnet.functional.batch_renorm import batch_renorm_forward
 from bnnet.functional.ghost_batch_norm import ghost_batch_slices
 from bnnet.nn import BatchNorm
 
-from gradcheck import check_module, numerical_gradient
+from gradcheck import batch_norm_with_state as layer_with_state, check_module, numerical_gradient
 
 F64 = np.float64
 
-
-def layer_with_state(rng, **options) -> BatchNorm:
-    """A float64 BatchNorm with non-trivial gamma, beta and running statistics."""
-    layer = BatchNorm(3, dtype=F64, **options)
-    layer.params["gamma"][:] = rng.uniform(0.5, 2.0, 3)
-    layer.params["beta"][:] = rng.normal(size=3)
-    layer.buffers["running_mean"][:] = rng.normal(size=3)
-    layer.buffers["running_var"][:] = rng.uniform(0.5, 2.0, 3)
-    return layer
 
 
 def same_state(source: BatchNorm, **options) -> BatchNorm:

@@ -11,18 +11,10 @@ from bnnet.nn import BatchNorm
 from bnnet.training.config import TrainConfig
 from bnnet.training.job import BatchSizeWarning, check_batch_size, freeze_statistics_from, run_training
 
-from gradcheck import check_module, check_network_with_loss
+from gradcheck import batch_norm_with_state as trained_layer, check_module, check_network_with_loss
 
 F64 = np.float64
 
-
-def trained_layer(rng, **options) -> BatchNorm:
-    layer = BatchNorm(3, dtype=F64, **options)
-    layer.params["gamma"][:] = rng.uniform(0.5, 2.0, 3)
-    layer.params["beta"][:] = rng.normal(size=3)
-    layer.buffers["running_mean"][:] = rng.normal(size=3)
-    layer.buffers["running_var"][:] = rng.uniform(0.5, 2.0, 3)
-    return layer
 
 
 def buffers(layer) -> dict:
