@@ -9,6 +9,7 @@ import numpy as np
 
 from ..functional import activations as reference
 from . import activation_kernels as kernels
+from . import buffers
 
 _SIGMOID = {np.dtype(np.float32): kernels.sigmoid_float32, np.dtype(np.float64): kernels.sigmoid_float64}
 
@@ -20,7 +21,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return reference.sigmoid(x)
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-    y = np.empty_like(x)
+    y = buffers.empty_like(x)
     kernel(x, y)
     return y
 
@@ -33,7 +34,7 @@ def _backward(kernel, reference_fn, dy: np.ndarray, y: np.ndarray) -> np.ndarray
         dy = np.ascontiguousarray(dy)
     if not y.flags.c_contiguous:
         y = np.ascontiguousarray(y)
-    dx = np.empty_like(dy)
+    dx = buffers.empty_like(dy)
     kernel(dy, y, dx)
     return dx
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..functional import batch_norm as reference
 from . import batch_norm_kernels as kernels
+from . import buffers
 from . import fixed_statistics_kernels as fixed_kernels
 from .jit import use_threads
 
@@ -84,7 +85,7 @@ def batch_norm_forward(x, gamma, beta, eps):
     flat = _as_kernel_layout(x)
     channels = flat.shape[1]
     scale, offset = _per_channel(gamma, beta, channels, x.dtype)
-    y = np.empty_like(flat)
+    y = buffers.empty_like(flat)
     mean, var, inv_std = np.empty((3, channels), x.dtype)
     if use_threads(flat.size):
         driver = kernels.train_forward_2d_parallel if flat.ndim == 2 else kernels.train_forward_3d_parallel
@@ -110,7 +111,7 @@ def batch_norm_backward(dy, cache):
     grad = np.ascontiguousarray(dy).reshape(x.shape)
     channels = x.shape[1]
     gamma = np.ones(channels, x.dtype) if cache.gamma is None else np.ascontiguousarray(cache.gamma)
-    dx = np.empty_like(x)
+    dx = buffers.empty_like(x)
     dgamma, dbeta = np.empty((2, channels), x.dtype)
     args = (grad, x, cache.mean, cache.inv_std, gamma, dx, dgamma, dbeta)
     if use_threads(x.size):
@@ -130,7 +131,7 @@ def fixed_statistics_forward(x, mean, var, gamma, beta, eps):
     flat = _as_kernel_layout(x)
     inv_std = 1.0 / np.sqrt(var + eps)
     scale, offset = _per_channel(gamma, beta, flat.shape[1], x.dtype)
-    y = np.empty_like(flat)
+    y = buffers.empty_like(flat)
     fixed = fixed_kernels.fixed_forward_2d if flat.ndim == 2 else fixed_kernels.fixed_forward_3d
     fixed(flat, np.ascontiguousarray(mean), inv_std * scale, offset, y)
     cache = FastFixedStatisticsCache(x=flat, shape=x.shape, mean=mean, inv_std=inv_std, gamma=gamma)
@@ -149,7 +150,7 @@ def fixed_statistics_backward(dy, cache):
         )
     grad = np.ascontiguousarray(dy).reshape(x.shape)
     scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    dx = np.empty_like(x)
+    dx = buffers.empty_like(x)
     dgamma = np.empty(x.shape[1], x.dtype)
     dbeta = np.empty(x.shape[1], x.dtype)
     backward = fixed_kernels.fixed_backward_2d if x.ndim == 2 else fixed_kernels.fixed_backward_3d

@@ -13,8 +13,8 @@ channels between threads and the result does not depend on the thread count.
 
 Statistics take one pass over x. Values are shifted by an estimate ``k`` of
 the channel's mean (the mean of its first 16 rows, or of its first run) and
-summed four rows at a time in x's dtype, those partial sums accumulating in
-float64::
+summed in x's dtype over short blocks (16 rows of an (N, C) array, four runs
+of an (N, C, S) one), those partial sums accumulating in float64::
 
     d = x - k,   mean = k + sum(d) / m,   var = sum(d^2) / m - (sum(d) / m)^2
 
@@ -30,10 +30,13 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .jit import jit, parallel_jit
+from .jit import inline_jit, jit, parallel_jit
+from .streaming import STREAM_MIN_BYTES, store_fence, stream_copy
 
 HEAD_ROWS = 16  # rows whose mean is the first shift
 CANCELLATION_LIMIT = 3.0  # redo a channel's sums when (mean - shift)^2 > this * var
+WIDE_ROW_BYTES = 4096  # rows at least this long are read four at a time
+BLOCK_ROWS = 16  # rows summed in x's dtype before the partial sums join the float64 totals
 
 
 @jit
@@ -52,27 +55,139 @@ def _finish(sums, squares, count, shift, eps, mean, var, inv_std, c0):
     return redo
 
 
+# -- the element-wise passes: y from x, dx from dy and x ---------------------------
+# A large output is computed a row (or run) at a time into a scratch array that
+# stays in L1, and streamed out (see streaming.py). The row helpers are inlined
+# and the streaming loops call nothing: a call between compiled functions
+# updates reference counts with locked instructions, which wait for the
+# streaming stores in flight (a branch between the two loops inside one loop
+# cost as much, so each pass has two separate loops).
+@inline_jit
+def _normalize_row(row, centre, scale, offset, out):
+    for j in range(row.shape[0]):
+        out[j] = (row[j] - centre[j]) * scale[j] + offset[j]
+
+
+@inline_jit
+def _input_grad_row(grad, row, coeff, mean_dy, centre, slope, out):
+    for j in range(row.shape[0]):
+        out[j] = coeff[j] * (grad[j] - mean_dy[j] - (row[j] - centre[j]) * slope[j])
+
+
+@inline_jit
+def _normalize_run(run, centre, scale, offset, out):
+    for k in range(run.shape[0]):
+        out[k] = (run[k] - centre) * scale + offset
+
+
+@inline_jit
+def _input_grad_run(grad, run, coeff, mean_dy, centre, slope, out):
+    for k in range(run.shape[0]):
+        out[k] = coeff * (grad[k] - mean_dy - (run[k] - centre) * slope)
+
+
+@jit
+def _normalize_rows(x, centre, scale, offset, y, c0, c1):
+    """y[:, c0:c1] from x[:, c0:c1], (N, C) layout."""
+    if y.nbytes < STREAM_MIN_BYTES:
+        for i in range(x.shape[0]):
+            _normalize_row(x[i, c0:c1], centre, scale, offset, y[i, c0:c1])
+        return
+    flat = y.reshape(-1)
+    scratch = np.empty(c1 - c0, y.dtype)
+    for i in range(x.shape[0]):
+        _normalize_row(x[i, c0:c1], centre, scale, offset, scratch)
+        stream_copy(scratch, flat, i * y.shape[1] + c0)
+    store_fence()
+
+
+@jit
+def _input_grad_rows(dy, x, coeff, mean_dy, centre, slope, dx, c0, c1):
+    """dx[:, c0:c1] from dy and x, (N, C) layout."""
+    if dx.nbytes < STREAM_MIN_BYTES:
+        for i in range(x.shape[0]):
+            _input_grad_row(dy[i, c0:c1], x[i, c0:c1], coeff, mean_dy, centre, slope, dx[i, c0:c1])
+        return
+    flat = dx.reshape(-1)
+    scratch = np.empty(c1 - c0, dx.dtype)
+    for i in range(x.shape[0]):
+        _input_grad_row(dy[i, c0:c1], x[i, c0:c1], coeff, mean_dy, centre, slope, scratch)
+        stream_copy(scratch, flat, i * dx.shape[1] + c0)
+    store_fence()
+
+
+@jit
+def _normalize_runs(x, c, centre, scale, offset, y):
+    """y[:, c] from x[:, c], (N, C, S) layout."""
+    if y.nbytes < STREAM_MIN_BYTES:
+        for i in range(x.shape[0]):
+            _normalize_run(x[i, c], centre, scale, offset, y[i, c])
+        return
+    flat = y.reshape(-1)
+    scratch = np.empty(x.shape[2], y.dtype)
+    for i in range(x.shape[0]):
+        _normalize_run(x[i, c], centre, scale, offset, scratch)
+        stream_copy(scratch, flat, (i * x.shape[1] + c) * x.shape[2])
+    store_fence()
+
+
+@jit
+def _input_grad_runs(dy, x, c, coeff, mean_dy, centre, slope, dx):
+    """dx[:, c] from dy and x, (N, C, S) layout."""
+    if dx.nbytes < STREAM_MIN_BYTES:
+        for i in range(x.shape[0]):
+            _input_grad_run(dy[i, c], x[i, c], coeff, mean_dy, centre, slope, dx[i, c])
+        return
+    flat = dx.reshape(-1)
+    scratch = np.empty(x.shape[2], dx.dtype)
+    for i in range(x.shape[0]):
+        _input_grad_run(dy[i, c], x[i, c], coeff, mean_dy, centre, slope, scratch)
+        stream_copy(scratch, flat, (i * x.shape[1] + c) * x.shape[2])
+    store_fence()
+
+
 # -- (N, C): one accumulator per channel ----------------------------------------
 @jit
 def _shifted_sums_2d(x, c0, c1, shift, sums, squares):
+    """Per-channel sums of (x - shift) and its square over all rows, float64 totals.
+
+    A block of BLOCK_ROWS rows is summed in x's dtype (one row at a time, so the
+    loop is a plain vector add), then folded into the float64 totals: the
+    conversion to float64 happens once per block instead of once per value.
+    One row at a time matters: loading four rows that lie within one 4 KB page
+    while storing accumulators made the loop several times slower (the stores
+    and loads alias in the low address bits) on 1 KB rows.
+    """
     n = x.shape[0]
     width = c1 - c0
     sums[:] = 0.0
     squares[:] = 0.0
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+    part = np.empty(width, x.dtype)
+    part_squares = np.empty(width, x.dtype)
+    wide = width * x.itemsize >= WIDE_ROW_BYTES
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(n, start + BLOCK_ROWS)
+        part[:] = 0.0
+        part_squares[:] = 0.0
+        i = start
+        if wide:
+            while i + 4 <= stop:
+                r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+                for j in range(width):
+                    k = shift[j]
+                    d0, d1, d2, d3 = r0[j] - k, r1[j] - k, r2[j] - k, r3[j] - k
+                    part[j] += (d0 + d1) + (d2 + d3)
+                    part_squares[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+                i += 4
+        for i in range(i, stop):
+            row = x[i, c0:c1]
+            for j in range(width):
+                d = row[j] - shift[j]
+                part[j] += d
+                part_squares[j] += d * d
         for j in range(width):
-            k = shift[j]
-            d0, d1, d2, d3 = r0[j] - k, r1[j] - k, r2[j] - k, r3[j] - k
-            sums[j] += (d0 + d1) + (d2 + d3)
-            squares[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-    for i in range(n4, n):
-        row = x[i, c0:c1]
-        for j in range(width):
-            d = row[j] - shift[j]
-            sums[j] += d
-            squares[j] += d * d
+            sums[j] += part[j]
+            squares[j] += part_squares[j]
 
 
 @jit
@@ -101,11 +216,7 @@ def train_forward_2d(x, gamma, beta, eps, y, mean, var, inv_std, c0, c1):
     offset = beta[c0:c1]
     for j in range(width):
         scale[j] = gamma[c0 + j] * inv_std[c0 + j]
-    for i in range(n):
-        row = x[i, c0:c1]
-        out = y[i, c0:c1]
-        for j in range(width):
-            out[j] = (row[j] - centre[j]) * scale[j] + offset[j]
+    _normalize_rows(x, centre, scale, offset, y, c0, c1)
 
 
 @jit
@@ -116,21 +227,20 @@ def train_backward_2d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
     centre = mean[c0:c1]
     sum_dy = np.zeros(width)
     sum_dy_centred = np.zeros(width)
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        g0, g1, g2, g3 = dy[i, c0:c1], dy[i + 1, c0:c1], dy[i + 2, c0:c1], dy[i + 3, c0:c1]
-        r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+    part = np.empty(width, x.dtype)
+    part_centred = np.empty(width, x.dtype)
+    for start in range(0, n, BLOCK_ROWS):  # blocks summed in x's dtype, as in _shifted_sums_2d
+        part[:] = 0.0
+        part_centred[:] = 0.0
+        for i in range(start, min(n, start + BLOCK_ROWS)):
+            grad = dy[i, c0:c1]
+            row = x[i, c0:c1]
+            for j in range(width):
+                part[j] += grad[j]
+                part_centred[j] += grad[j] * (row[j] - centre[j])
         for j in range(width):
-            m = centre[j]
-            sum_dy[j] += (g0[j] + g1[j]) + (g2[j] + g3[j])
-            sum_dy_centred[j] += (g0[j] * (r0[j] - m) + g1[j] * (r1[j] - m)) + (
-                g2[j] * (r2[j] - m) + g3[j] * (r3[j] - m))
-    for i in range(n4, n):
-        grad = dy[i, c0:c1]
-        row = x[i, c0:c1]
-        for j in range(width):
-            sum_dy[j] += grad[j]
-            sum_dy_centred[j] += grad[j] * (row[j] - centre[j])
+            sum_dy[j] += part[j]
+            sum_dy_centred[j] += part_centred[j]
     coeff = np.empty(width, x.dtype)
     mean_dy = np.empty(width, x.dtype)
     slope = np.empty(width, x.dtype)
@@ -141,12 +251,7 @@ def train_backward_2d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
         coeff[j] = gamma[c0 + j] * inv_std[c0 + j]
         mean_dy[j] = sum_dy[j] / n
         slope[j] = sum_dy_centred[j] * istd * istd / n
-    for i in range(n):
-        grad = dy[i, c0:c1]
-        row = x[i, c0:c1]
-        out = dx[i, c0:c1]
-        for j in range(width):
-            out[j] = coeff[j] * (grad[j] - mean_dy[j] - (row[j] - centre[j]) * slope[j])
+    _input_grad_rows(dy, x, coeff, mean_dy, centre, slope, dx, c0, c1)
 
 
 # -- (N, C, S): one accumulator per spatial position ----------------------------
@@ -199,11 +304,7 @@ def train_forward_3d(x, gamma, beta, eps, y, mean, var, inv_std, c0, c1):
         centre = mean[c]
         scale = gamma[c] * inv_std[c]
         offset = beta[c]
-        for i in range(n):
-            run = x[i, c]
-            out = y[i, c]
-            for k in range(s):
-                out[k] = (run[k] - centre) * scale + offset
+        _normalize_runs(x, c, centre, scale, offset, y)
 
 
 @jit
@@ -243,12 +344,7 @@ def train_backward_3d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
         constants[1] = sum_dy / m
         constants[2] = sum_dy_centred * istd * istd / m
         coeff, mean_dy, slope = constants[0], constants[1], constants[2]
-        for i in range(n):
-            grad = dy[i, c]
-            run = x[i, c]
-            out = dx[i, c]
-            for k in range(s):
-                out[k] = coeff * (grad[k] - mean_dy - (run[k] - centre) * slope)
+        _input_grad_runs(dy, x, c, coeff, mean_dy, centre, slope, dx)
 
 
 # -- parallel drivers: channels split between threads ------------------------------

@@ -1,0 +1,117 @@
+"""Large output arrays, handed out again once nobody holds them: fresh memory is slow.
+
+A new array of a few MB or more comes from the operating system as untouched
+pages. The first write to each page faults, and the kernel zeroes the page
+before the kernel we wrote can fill it: for a 64 MB batch-norm output that
+costs about 5 ms, as much as half the batch-norm forward itself. glibc hands
+such blocks back to the system when they are freed (always above 32 MB, and
+often below when two large arrays are alive at once), so a training loop, or
+any loop calling batch norm on the same shapes, would pay that on every call.
+PyTorch's CPU build pays it too.
+
+The pool keeps the large arrays it handed out and gives one out again when its
+shape and dtype match and nobody else holds it. CPython's reference count
+tells that exactly: a view keeps its base alive by a reference, so a buffer
+that any live array still looks into is never reused. Only the compiled
+kernels' outputs come from here, and the kernels overwrite every element, so
+stale contents never show (the same contract as ``np.empty``).
+
+Memory held is bounded: ``BNNET_BUFFER_POOL_MB`` (default 512; 0 turns the
+pool off) caps the bytes the pool keeps, the oldest entries are forgotten first
+(an array still in use stays valid: the pool only drops its own reference), and
+:func:`release` forgets them all.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import numpy as np
+
+ENV_VAR = "BNNET_BUFFER_POOL_MB"
+DEFAULT_LIMIT_MB = 512
+# Below this, malloc's own free lists reuse memory without page faults, and the
+# pool's bookkeeping (about a microsecond) would only add to small kernels.
+MIN_BYTES = 1 << 20
+# References to a pooled array while the pool inspects it: the pool's list,
+# the local variable, and sys.getrefcount's own argument.
+_UNUSED_REFCOUNT = 3
+
+_lock = threading.Lock()
+_buffers: list[np.ndarray] = []  # oldest first
+_limit_bytes: int | None = None  # read from the environment on first use
+
+
+def _limit() -> int:
+    global _limit_bytes
+    if _limit_bytes is None:
+        text = os.environ.get(ENV_VAR, str(DEFAULT_LIMIT_MB))
+        try:
+            megabytes = float(text)
+        except ValueError:
+            raise ValueError(f"{ENV_VAR} expected a number of megabytes (0 turns the pool off), got {text!r}") from None
+        if megabytes < 0:
+            raise ValueError(f"{ENV_VAR} expected a number of megabytes >= 0, got {text!r}")
+        _limit_bytes = int(megabytes * 2**20)
+    return _limit_bytes
+
+
+def set_limit(megabytes: float) -> None:
+    """Cap the memory the pool keeps (0 turns it off and forgets every buffer)."""
+    global _limit_bytes
+    if megabytes < 0:
+        raise ValueError(f"set_limit expected megabytes >= 0, got {megabytes}")
+    with _lock:
+        _limit_bytes = int(megabytes * 2**20)
+        _trim(0)
+
+
+def release() -> None:
+    """Forget every pooled buffer (memory no live array uses goes back to the system)."""
+    with _lock:
+        _buffers.clear()
+
+
+def held_bytes() -> int:
+    """Bytes the pool refers to now (in use or free)."""
+    with _lock:
+        return sum(buffer.nbytes for buffer in _buffers)
+
+
+def _trim(incoming: int) -> None:
+    """Drop the oldest entries until ``incoming`` more bytes fit under the limit (lock held)."""
+    total = sum(buffer.nbytes for buffer in _buffers) + incoming
+    while _buffers and total > _limit_bytes:
+        total -= _buffers.pop(0).nbytes
+
+
+def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array, reused from the pool when one is free.
+
+    The caller must overwrite every element before anyone reads it.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize
+    for size in shape:
+        nbytes *= size
+    if nbytes < MIN_BYTES or _limit() == 0:
+        return np.empty(shape, dtype)
+    with _lock:
+        for index in range(len(_buffers)):  # not enumerate: its tuple would hold one more reference
+            buffer = _buffers[index]
+            if buffer.shape == shape and buffer.dtype == dtype and sys.getrefcount(buffer) == _UNUSED_REFCOUNT:
+                del _buffers[index]
+                _buffers.append(buffer)  # most recently used last: trimmed last
+                return buffer
+        if nbytes > _limit_bytes:
+            return np.empty(shape, dtype)
+        _trim(nbytes)
+        buffer = np.empty(shape, dtype)
+        _buffers.append(buffer)
+        return buffer
+
+
+def empty_like(array: np.ndarray) -> np.ndarray:
+    """:func:`empty` with ``array``'s shape and dtype."""
+    return empty(array.shape, array.dtype)

@@ -1,0 +1,166 @@
+"""Large outputs on the fast engine: streaming stores and the buffer pool.
+
+Outputs of at least ``STREAM_MIN_BYTES`` (8 MB) are written with non-temporal
+stores from an L1 scratch row, and outputs of at least 1 MB come from the
+buffer pool. Neither may change a value or hand out an array someone still
+holds: these tests run the kernels on arrays just above the thresholds, with
+row lengths that leave every possible misalignment, against the reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnnet import fast
+from bnnet.functional import batch_norm as reference_bn
+
+F32, F64 = np.float32, np.float64
+RTOL = {F64: 1e-10, F32: 1e-5}
+
+
+@pytest.fixture
+def kernels():
+    with fast.use_engine("fast"):
+        yield fast.ops()
+
+
+@pytest.fixture
+def pool():
+    from bnnet.fast import buffers
+
+    buffers.release()
+    yield buffers
+    buffers.set_limit(buffers.DEFAULT_LIMIT_MB)
+    buffers.release()
+
+
+# -- streaming stores -------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_stream_copy_writes_exactly_the_range_at_every_alignment(kernels, dtype):
+    import numba
+
+    from bnnet.fast.streaming import store_fence, stream_copy
+
+    @numba.njit
+    def copy(src, dst, start):
+        stream_copy(src, dst, start)
+        store_fence()
+
+    for count in (0, 1, 3, 7, 8, 9, 17, 33, 257):
+        for start in range(9):
+            dst = np.full(300, -1.0, dtype)
+            src = np.arange(1, count + 1, dtype=dtype)
+            copy(src, dst, start)
+            expected = np.full(300, -1.0, dtype)
+            expected[start:start + count] = src
+            np.testing.assert_array_equal(dst, expected, err_msg=f"count {count}, start {start}")
+
+
+def _assert_matches_reference(kernels, x, dtype, rng):
+    channels = x.shape[1]
+    gamma = rng.normal(1.0, 0.3, channels).astype(dtype)
+    beta = rng.normal(0.0, 0.3, channels).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    y, cache = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
+    y_ref, cache_ref = reference_bn.batch_norm_forward(x, gamma, beta, 1e-5)
+    np.testing.assert_allclose(y, y_ref, rtol=RTOL[dtype], atol=RTOL[dtype] * np.max(np.abs(y_ref)))
+    dx, dgamma, dbeta = kernels.batch_norm_backward(dy, cache)
+    dx_ref, dgamma_ref, dbeta_ref = reference_bn.batch_norm_backward(dy, cache_ref)
+    terms = np.max(np.abs(dy)) * np.max(np.abs(cache_ref.inv_std * gamma))
+    np.testing.assert_allclose(dx, dx_ref, rtol=RTOL[dtype], atol=RTOL[dtype] * terms)
+    np.testing.assert_allclose(dgamma, dgamma_ref, rtol=RTOL[dtype], atol=RTOL[dtype] * np.max(np.abs(dgamma_ref)))
+    np.testing.assert_allclose(dbeta, dbeta_ref, rtol=RTOL[dtype], atol=RTOL[dtype] * np.max(np.abs(dbeta_ref)))
+
+
+# Just above 8 MB, odd widths so that rows start at every alignment; (N, C) and (N, C, S).
+LARGE_SHAPES = {F32: [(2100, 1031), (41, 13, 4099)], F64: [(1030, 1031), (21, 13, 4099)]}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_streamed_batch_norm_matches_reference(kernels, rng, dtype, threads):
+    import numba
+
+    from bnnet.fast.streaming import STREAM_MIN_BYTES
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for shape in LARGE_SHAPES[dtype]:
+            x = rng.normal(0.5, 2.0, size=shape).astype(dtype)
+            assert x.nbytes >= STREAM_MIN_BYTES
+            _assert_matches_reference(kernels, x, dtype, rng)
+    finally:
+        numba.set_num_threads(previous)
+
+
+# -- the buffer pool --------------------------------------------------------------
+def test_pool_reuses_a_buffer_nobody_holds(pool):
+    first = pool.empty((512, 1024), F32)
+    address = first.ctypes.data
+    del first
+    again = pool.empty((512, 1024), F32)
+    assert again.ctypes.data == address
+    assert pool.held_bytes() == again.nbytes
+
+
+def test_pool_never_hands_out_a_held_buffer_or_one_a_view_looks_into(pool):
+    held = pool.empty((512, 1024), F32)
+    view = pool.empty((512, 1024), F32)[10:20]
+    fresh = pool.empty((512, 1024), F32)
+    assert len({held.ctypes.data, view.base.ctypes.data, fresh.ctypes.data}) == 3
+
+
+def test_pool_matches_shape_and_dtype(pool):
+    first = pool.empty((512, 1024), F32)
+    address = first.ctypes.data
+    del first
+    assert pool.empty((1024, 512), F32).ctypes.data != address
+    assert pool.empty((512, 1024), F64).ctypes.data != address
+
+
+def test_pool_leaves_small_arrays_to_numpy(pool):
+    small = pool.empty((10, 10), F32)
+    assert small.shape == (10, 10) and pool.held_bytes() == 0
+
+
+def test_pool_keeps_under_its_limit_and_can_be_turned_off(pool):
+    pool.set_limit(5)  # MB: room for two 2 MB buffers
+    arrays = [pool.empty((512, 1024), F32) for _ in range(4)]
+    assert pool.held_bytes() <= 5 * 2**20
+    assert all(a.shape == (512, 1024) for a in arrays)
+    pool.set_limit(0)
+    assert pool.held_bytes() == 0
+    pool.empty((512, 1024), F32)
+    assert pool.held_bytes() == 0
+
+
+def test_pool_limit_from_the_environment_is_checked(pool, monkeypatch):
+    monkeypatch.setattr(pool, "_limit_bytes", None)
+    monkeypatch.setenv(pool.ENV_VAR, "lots")
+    with pytest.raises(ValueError, match="BNNET_BUFFER_POOL_MB expected a number of megabytes.*got 'lots'"):
+        pool.empty((512, 1024), F32)
+    monkeypatch.setenv(pool.ENV_VAR, "-1")
+    with pytest.raises(ValueError, match="expected a number of megabytes >= 0, got '-1'"):
+        pool.empty((512, 1024), F32)
+    with pytest.raises(ValueError, match="set_limit expected megabytes >= 0, got -2"):
+        pool.set_limit(-2)
+
+
+def test_outputs_a_caller_keeps_are_never_overwritten(kernels, pool, rng):
+    """Two forwards and backwards on the same large shape: the first results stay intact."""
+    shape = (600, 1000)  # 2.4 MB in float32: pooled
+    x1, x2 = (rng.normal(size=shape).astype(F32) for _ in range(2))
+    dy = rng.standard_normal(shape).astype(F32)
+    y1, cache1 = kernels.batch_norm_forward(x1, None, None, 1e-5)
+    kept_y = y1.copy()
+    dx1 = kernels.batch_norm_backward(dy, cache1)[0]
+    kept_dx = dx1.copy()
+    y2, cache2 = kernels.batch_norm_forward(x2, None, None, 1e-5)
+    dx2 = kernels.batch_norm_backward(dy, cache2)[0]
+    np.testing.assert_array_equal(y1, kept_y)
+    np.testing.assert_array_equal(dx1, kept_dx)
+    assert not np.shares_memory(y1, y2) and not np.shares_memory(dx1, dx2)
+    del y1, cache1, dx1
+    y3, _ = kernels.batch_norm_forward(x1, None, None, 1e-5)
+    np.testing.assert_array_equal(y3, kept_y)  # a reused buffer is fully overwritten
