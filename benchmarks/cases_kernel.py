@@ -4,6 +4,9 @@ bnnet runs the functions its BatchNorm layer calls (``bnnet.fast.batch_norm_math
 the compiled kernels on the fast engine); PyTorch runs
 ``torch.nn.functional.batch_norm(training=True)`` without running statistics,
 and its backward through autograd (``torch.autograd.grad`` of dx, dgamma, dbeta).
+Outputs of 1 MB or more come from bnnet's buffer pool (``bnnet.fast.buffers``);
+the "fresh" candidate times the same call with new arrays from NumPy, to show
+what the pool saves (page faults on memory the system hands out anew).
 Bandwidth counts the bytes the operation must move at least: forward reads x
 and writes y (8 bytes per element); forward+backward also reads dy and x and
 writes dx (20 bytes per element).
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 import bnnet.fast
+from bnnet.fast import buffers
 from bnnet.functional import batch_norm as reference
 
 from .networks import assert_close
@@ -54,14 +58,20 @@ def run(torch, quick: bool, budget: float, with_reference: bool = True) -> list[
             y, cache = math.batch_norm_forward(x, gamma, beta, EPS)
             return math.batch_norm_backward(dy, cache)
 
+        def fresh_outputs(function):
+            with buffers.bypassed():
+                return function()
+
         check = _check(ours_forward(), ours_forward_backward(), torch_forward(), torch_forward_backward())
         for mode, ours, theirs in (("forward", ours_forward, torch_forward),
                                    ("forward+backward", ours_forward_backward, torch_forward_backward)):
             candidates = {"bnnet": ours, "torch": theirs}
+            size = int(np.prod(shape))
             if with_reference:
                 candidates["reference"] = (lambda f=ours: f(reference))
+            if size * x.itemsize >= buffers.MIN_BYTES:
+                candidates["fresh"] = (lambda f=ours: fresh_outputs(f))
             timings = compare(candidates, budget)
-            size = int(np.prod(shape))
             rows.append({
                 "group": "kernel", "case": f"{mode} {shape}", "mode": mode, "shape": list(shape),
                 "large": size >= LARGE_ELEMENTS, "check": check,

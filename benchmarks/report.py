@@ -39,18 +39,20 @@ def ratio(row: dict, other: str = "torch", kind: str = "seconds") -> float:
 def kernel_table(workers: list[dict]) -> list[str]:
     copy = [w["copy_bandwidth"] / 1e9 for w in workers]
     lines = [f"Copy bandwidth (`np.copyto`, 256 MB; bytes read + written per second): {_spread(copy, '{:.1f}')} GB/s.", "",
-             "| case | bnnet (us) | PyTorch (us) | PyTorch / bnnet | NumPy reference (us) | bnnet GB/s | % of copy | check |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| case | bnnet (us) | PyTorch (us) | PyTorch / bnnet | NumPy reference (us) | bnnet GB/s | % of copy "
+             "| bnnet, fresh output arrays (us) | check |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for case, rows in _rows_by_case(workers).items():
         if rows[0]["group"] != "kernel":
             continue
         share = [r["gbps"] / (w["copy_bandwidth"] / 1e9) * 100 for r, w in zip(rows, workers)]
         reference = _us(statistics.median(r["reference"]["seconds"] for r in rows)) if "reference" in rows[0] else "-"
+        fresh = _us(statistics.median(r["fresh"]["seconds"] for r in rows)) if "fresh" in rows[0] else "-"
         lines.append(f"| {case} | {_us(statistics.median(r['bnnet']['seconds'] for r in rows))} "
                      f"| {_us(statistics.median(r['torch']['seconds'] for r in rows))} "
                      f"| {_spread([ratio(r) for r in rows])} | {reference} "
                      f"| {_spread([r['gbps'] for r in rows], '{:.1f}')} | {_spread(share, '{:.0f}')} "
-                     f"| {_checks(rows)} |")
+                     f"| {fresh} | {_checks(rows)} |")
     return lines
 
 
@@ -170,10 +172,17 @@ ENGINE_NOTES = [
     "Where the time goes at small sizes is per-call overhead: the reference batch-norm forward makes about 15 "
     "NumPy calls, most allocating a temporary, its backward about 12, the sigmoid about 10. The kernels do "
     "each in one call: "
-    "batch-norm statistics in one pass (shifted sums, 4 rows at a time, float64 totals) then one normalising "
-    "pass; backward one pass for the two sums and one for dx, recomputing x - mean instead of storing x_hat; "
-    "a vectorised float32 sigmoid (the C library's exp does not vectorise); softmax cross-entropy with its "
-    "gradient; and the SGD update in place, bit for bit the reference's arithmetic.",
+    "batch-norm statistics in one pass (shifted sums over blocks of 16 rows in float32, folded into float64 "
+    "totals) then one normalising pass; backward one pass for the two sums and one for dx, recomputing "
+    "x - mean instead of storing x_hat; a vectorised float32 sigmoid (the C library's exp does not "
+    "vectorise); softmax cross-entropy with its gradient; and the SGD update in place, bit for bit the "
+    "reference's arithmetic.",
+    "Where the time goes at large sizes is memory traffic. Outputs of 8 MB or more (y, dx) are written with "
+    "non-temporal stores (`bnnet/fast/streaming.py`), which skip reading each cache line before writing it; "
+    "outputs of 1 MB or more come from a buffer pool (`bnnet/fast/buffers.py`, `BNNET_BUFFER_POOL_MB`, "
+    "default 512) that hands an array out again once nobody holds it, because a fresh 64 MB array costs "
+    "about 5 ms of page faults (PyTorch pays them on every call). The column 'fresh output arrays' times "
+    "bnnet with the pool bypassed.",
     "Matrix products stay with BLAS (NumPy's OpenBLAS). `fit` skips the first layer's input gradient "
     "(`Linear.needs_input_grad`), as PyTorch does for data, and a Linear stores its weight column-major so "
     "that `x @ W.T` is a plain product for BLAS.",

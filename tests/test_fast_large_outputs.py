@@ -164,3 +164,13 @@ def test_outputs_a_caller_keeps_are_never_overwritten(kernels, pool, rng):
     del y1, cache1, dx1
     y3, _ = kernels.batch_norm_forward(x1, None, None, 1e-5)
     np.testing.assert_array_equal(y3, kept_y)  # a reused buffer is fully overwritten
+
+
+def test_bypassed_gives_fresh_arrays_and_leaves_the_pool_as_it_was(pool):
+    first = pool.empty((512, 1024), F32)
+    address = first.ctypes.data
+    del first
+    with pool.bypassed():
+        fresh = pool.empty((512, 1024), F32)
+        assert fresh.ctypes.data != address and pool.held_bytes() == fresh.nbytes
+    assert pool.empty((512, 1024), F32).ctypes.data == address

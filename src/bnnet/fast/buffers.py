@@ -23,9 +23,11 @@ pool off) caps the bytes the pool keeps, the oldest entries are forgotten first
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from typing import Iterator
 
 import numpy as np
 
@@ -41,6 +43,7 @@ _UNUSED_REFCOUNT = 3
 _lock = threading.Lock()
 _buffers: list[np.ndarray] = []  # oldest first
 _limit_bytes: int | None = None  # read from the environment on first use
+_bypass = False  # inside bypassed(): every request gets a fresh array
 
 
 def _limit() -> int:
@@ -73,6 +76,17 @@ def release() -> None:
         _buffers.clear()
 
 
+@contextlib.contextmanager
+def bypassed() -> Iterator[None]:
+    """Run a block with fresh arrays from NumPy, leaving the pool as it is (to measure what it saves)."""
+    global _bypass
+    previous, _bypass = _bypass, True
+    try:
+        yield
+    finally:
+        _bypass = previous
+
+
 def held_bytes() -> int:
     """Bytes the pool refers to now (in use or free)."""
     with _lock:
@@ -95,7 +109,7 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     nbytes = dtype.itemsize
     for size in shape:
         nbytes *= size
-    if nbytes < MIN_BYTES or _limit() == 0:
+    if nbytes < MIN_BYTES or _bypass or _limit() == 0:
         return np.empty(shape, dtype)
     with _lock:
         for index in range(len(_buffers)):  # not enumerate: its tuple would hold one more reference
@@ -113,5 +127,7 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def empty_like(array: np.ndarray) -> np.ndarray:
-    """:func:`empty` with ``array``'s shape and dtype."""
+    """:func:`empty` with ``array``'s shape and dtype (C order)."""
+    if array.nbytes < MIN_BYTES or _bypass:  # the common small case without empty()'s bookkeeping
+        return np.empty(array.shape, array.dtype)
     return empty(array.shape, array.dtype)
