@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep rather than spin, since PyTorch and bnnet share "
             "the process and the machine.",
             "Before timing, every case checks that bnnet and PyTorch compute the same result (the `check` column).",
-            "The NumPy reference column runs the readable functions in `bnnet.functional` (`BNNET_ENGINE=reference`).",
+            "The NumPy reference column runs the readable functions in `bnnet.functional` (`BNNET_ENGINE=reference`); "
+            "it is timed in a round of its own after bnnet and PyTorch, so that its allocations do not slow either.",
             "At 2 threads NumPy's OpenBLAS splits even the small matrix products of a training step between "
             "both threads and then waits for both: on a 2-core machine where other processes hold a core, "
             "bnnet's step can take many times its 1-thread time (PyTorch's runtime suffers less). bnnet's own "

@@ -56,13 +56,12 @@ def run(torch, quick: bool, budget: float, with_reference: bool = True) -> list[
             return loss
 
         check = _check(model, twin, ours, theirs)
-        candidates = {"bnnet": ours, "torch": theirs}
-        if with_reference:
+        timings = compare({"bnnet": ours, "torch": theirs}, budget)
+        if with_reference:  # a round of its own: its temporaries would slow whichever ran next
             def on_reference() -> float:
                 with bnnet.fast.use_engine("reference"):
                     return ours()
-            candidates["reference"] = on_reference
-        timings = compare(candidates, budget)
+            timings.update(compare({"reference": on_reference}, budget / 2))
         rows.append({"group": "step", "case": f"training step, batch {batch}", "batch": batch, "check": check,
                      **{name: vars(t) for name, t in timings.items()}})
     return rows
