@@ -65,9 +65,9 @@ def run(torch, quick: bool, budget: float, with_reference: bool = True) -> list[
                 return function()
 
         check = _check(ours_forward(), ours_forward_backward(), torch_forward(), torch_forward_backward())
+        size = int(np.prod(shape))
         for mode, ours, theirs in (("forward", ours_forward, torch_forward),
                                    ("forward+backward", ours_forward_backward, torch_forward_backward)):
-            size = int(np.prod(shape))
             timings = compare({"bnnet": ours, "torch": theirs}, budget)
             # The extras are timed apart: the reference and fresh arrays churn memory (page faults,
             # dirty cache lines), which would slow whichever candidate ran next.

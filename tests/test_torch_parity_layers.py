@@ -128,13 +128,16 @@ RUNNING = [
 @pytest.mark.parametrize(("bn_kwargs", "torch_kwargs"), RUNNING)
 def test_batch_norm_running_statistics_then_eval(torch, rng, dtype, shape, bn_kwargs, torch_kwargs):
     ours, theirs = paired_batch_norm(torch, rng, shape, dtype, bn_kwargs=bn_kwargs, torch_kwargs=torch_kwargs)
-    for _ in range(6):  # different batches, with different channel means and scales each time
+    def step_and_compare():
         x = random_batch(rng, shape, dtype)
         dy = rng.normal(size=shape).astype(dtype)
         (y, dx), (y_t, dx_t) = forward_backward_both(torch, ours, theirs, x, dy)
         assert_close(y, y_t, dtype)
         assert_close(dx, dx_t, dtype)
         assert_affine_grads_match(ours, theirs, dtype)
+
+    for _ in range(6):  # different batches, with different channel means and scales each time
+        step_and_compare()
     assert int(ours.buffers["num_batches_tracked"]) == int(theirs.num_batches_tracked) == 6
     assert_close(ours.buffers["running_mean"], numpy_of(theirs.running_mean), dtype)
     assert_close(ours.buffers["running_var"], numpy_of(theirs.running_var), dtype)
@@ -143,12 +146,7 @@ def test_batch_norm_running_statistics_then_eval(torch, rng, dtype, shape, bn_kw
 
     ours.eval()
     theirs.eval()
-    x = random_batch(rng, shape, dtype)
-    dy = rng.normal(size=shape).astype(dtype)
-    (y, dx), (y_t, dx_t) = forward_backward_both(torch, ours, theirs, x, dy)
-    assert_close(y, y_t, dtype)
-    assert_close(dx, dx_t, dtype)
-    assert_affine_grads_match(ours, theirs, dtype)
+    step_and_compare()
     assert int(ours.buffers["num_batches_tracked"]) == 6  # eval moved nothing
 
 

@@ -151,12 +151,13 @@ def _input_grad_runs(dy, x, c, coeff, mean_dy, centre, slope, dx):
 def _shifted_sums_2d(x, c0, c1, shift, sums, squares):
     """Per-channel sums of (x - shift) and its square over all rows, float64 totals.
 
-    A block of BLOCK_ROWS rows is summed in x's dtype (one row at a time, so the
-    loop is a plain vector add), then folded into the float64 totals: the
-    conversion to float64 happens once per block instead of once per value.
-    One row at a time matters: loading four rows that lie within one 4 KB page
-    while storing accumulators made the loop several times slower (the stores
-    and loads alias in the low address bits) on 1 KB rows.
+    A block of BLOCK_ROWS rows is summed in x's dtype, then folded into the
+    float64 totals: the conversion to float64 happens once per block instead
+    of once per value. Rows of WIDE_ROW_BYTES or more are read four at a time
+    (fewer accumulator stores); shorter rows one at a time, because loading
+    four rows that lie within one 4 KB page while storing accumulators made
+    the loop several times slower on 1 KB rows (the stores and loads alias in
+    the low address bits).
     """
     n = x.shape[0]
     width = c1 - c0

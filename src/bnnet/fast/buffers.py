@@ -24,6 +24,7 @@ pool off) caps the bytes the pool keeps, the oldest entries are forgotten first
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -106,9 +107,7 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     The caller must overwrite every element before anyone reads it.
     """
     dtype = np.dtype(dtype)
-    nbytes = dtype.itemsize
-    for size in shape:
-        nbytes *= size
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES or _bypass or _limit() == 0:
         return np.empty(shape, dtype)
     with _lock:
