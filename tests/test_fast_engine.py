@@ -222,6 +222,63 @@ def test_sgd_update_is_the_reference_bit_for_bit(rng, dtype, options):
         np.testing.assert_array_equal(runs["fast"][name], runs["reference"][name])
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_grouped_sgd_is_the_reference_bit_for_bit_over_a_whole_network(rng, momentum):
+    """More parameters than one grouped call takes, in both dtypes and layouts, with gradients
+    and velocities the grouped kernel must leave to the per-parameter path."""
+    shapes = [(7, 5), (5,), (5,), (6, 7), (6,), (6,), (4, 6), (4,), (4,), (3, 4), (3,), (9, 2)]
+    start = {}
+    for index, shape in enumerate(shapes):
+        value = batch(rng, shape, F64 if index == 4 else F32)  # one float64 among float32
+        start[f"p{index}"] = np.asfortranarray(value) if index in (0, 3) else value  # as Linear keeps weights
+    runs = {}
+    for engine in ("fast", "reference"):
+        params = {name: value.copy(order="K") for name, value in start.items()}
+        optimizer = bnnet.SGD(params, lr=0.1, momentum=momentum, weight_decay=1e-3)
+        steps = np.random.default_rng(3)
+        with fast.use_engine(engine):
+            for step in range(4):
+                grads = {name: steps.standard_normal(v.shape).astype(v.dtype) for name, v in params.items()}
+                grads["p0"] = np.asfortranarray(grads["p0"])  # the layout Linear produces
+                if step == 2:
+                    del grads["p7"]  # frozen for a step
+                    grads["p3"] = np.ascontiguousarray(grads["p3"])  # a layout unlike its parameter's
+                    if momentum:  # restored velocities arrive row-major
+                        optimizer.load_state(optimizer.steps, optimizer.state_arrays())
+                optimizer.step(grads)
+        runs[engine] = params
+    for name in start:
+        np.testing.assert_array_equal(runs["fast"][name], runs["reference"][name], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("running_average", ["ema", "ema_debiased", "cumulative"])
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_running_statistics_update_is_the_reference_bit_for_bit(kernels, rng, dtype, running_average, unbiased):
+    from bnnet.nn.running_stats import update_running_statistics, update_weight
+
+    fast_state = (np.zeros(5, dtype), np.ones(5, dtype), np.zeros((), np.int64))
+    reference_state = tuple(value.copy() for value in fast_state)
+    for step in range(1, 5):
+        mean, var, count = batch(rng, 5, dtype), batch(rng, 5, dtype) ** 2, 6 * step
+        weight = update_weight(running_average, 0.1, step)
+        assert kernels.fold_running_statistics(*fast_state, mean, var, count, weight, unbiased)
+        update_running_statistics(*reference_state[:2], mean, var, count, weight, unbiased)
+        reference_state[2][...] += 1
+        for got, expected in zip(fast_state, reference_state):
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected, err_msg=f"step {step}")
+
+
+def test_running_statistics_kernel_leaves_uncovered_arrays_to_the_reference(kernels):
+    running = np.zeros(3, F32), np.ones(3, F32)
+    tracked = np.zeros((), np.int64)
+    assert not kernels.fold_running_statistics(*running, tracked, np.zeros(3, F64), np.ones(3, F32), 4, 0.1, True)
+    assert not kernels.fold_running_statistics(*running, np.zeros(1, np.int64), np.zeros(3, F32), np.ones(3, F32),
+                                               4, 0.1, True)
+    assert int(tracked) == 0 and np.array_equal(running[0], np.zeros(3))
+
+
 # -- whole models -------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
@@ -296,13 +353,16 @@ def test_warm_up_loads_the_training_kernels_for_the_model_dtype():
     """In a fresh process (so no earlier test has loaded them): float64 kernels, nothing on the reference engine."""
     code = ("import bnnet; from bnnet import fast; model = bnnet.mlp([3, 2, 2], activation='sigmoid', "
             "dtype='float64'); "
-            "fast.warm_up(model); from bnnet.fast import activation_kernels as a, batch_norm_kernels as b, optim; "
+            "fast.warm_up(model); from bnnet.fast import activation_kernels as a, batch_norm_kernels as b, optim, "
+            "running_statistics as r; "
             "print([[str(s[0].dtype) for s in k.signatures] for k in (b.train_forward_2d, b.train_backward_2d, "
-            "a.sigmoid_float64, optim._sgd)])")
+            "a.sigmoid_float64, r._fold, optim._sgd_group, optim._sgd)])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
                           env=_environment(), timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str([["float64"]] * 3 + [["float64", "float64"]])  # SGD: 2-D and 1-D
+    # the grouped SGD's signature is a tuple of arrays; the per-parameter one has 2-D and 1-D
+    assert done.stdout.strip() == str([["float64"]] * 4 + [["array(float64, 1d, C)"]]
+                                      + [["float64", "float64"]])
     with fast.use_engine("reference"):
         assert fast.warm_up(model=bnnet.mlp([3, 2])) is None
 

@@ -72,8 +72,12 @@ def _assert_matches_reference(kernels, x, dtype, rng):
     np.testing.assert_allclose(dbeta, dbeta_ref, rtol=RTOL[dtype], atol=RTOL[dtype] * np.max(np.abs(dbeta_ref)))
 
 
-# Just above 8 MB, odd widths so that rows start at every alignment; (N, C) and (N, C, S).
-LARGE_SHAPES = {F32: [(2100, 1031), (41, 13, 4099)], F64: [(1030, 1031), (21, 13, 4099)]}
+# Just above 8 MB; (N, C) and (N, C, S). Odd widths leave rows at every alignment, so
+# they take the ordinary stores; rows of whole cache lines are streamed, in 1 KB
+# segments and a shorter last one (1040 float32 values: 256 + 256 + 256 + 256 + 16).
+# Rows under 4 KB in an array this large are summed one at a time, longer ones four.
+LARGE_SHAPES = {F32: [(2100, 1031), (41, 13, 4099), (2032, 1040), (40, 13, 4112), (8300, 257)],
+                F64: [(1030, 1031), (21, 13, 4099), (1016, 1040), (20, 13, 4104), (4150, 257)]}
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -94,7 +98,37 @@ def test_streamed_batch_norm_matches_reference(kernels, rng, dtype, threads):
         numba.set_num_threads(previous)
 
 
+def test_whole_lines_decides_which_rows_are_streamed(kernels):
+    import numba
+
+    from bnnet.fast.streaming import whole_lines
+
+    @numba.njit
+    def check(dst, first, stride, count):
+        return whole_lines(dst, first, stride, count)
+
+    raw = np.empty(4096 + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    aligned = raw[start:start + 4096].view(F32)  # 1024 values from a line boundary
+    assert check(aligned, 0, 256, 256) and check(aligned, 16, 256, 32)
+    assert not check(aligned, 4, 256, 256)  # first row starts mid-line
+    assert not check(aligned, 0, 100, 100)  # rows of 400 bytes share lines
+    assert not check(aligned, 0, 256, 250)  # the row ends mid-line
+    assert not check(aligned[1:], 0, 256, 256)  # the array itself starts mid-line
+
+
 # -- the buffer pool --------------------------------------------------------------
+def test_pool_arrays_start_on_a_cache_line(pool):
+    arrays = [pool.empty((512, 1024), F32), pool.empty((700, 1000), F64)]
+    with pool.bypassed():
+        arrays.append(pool.empty((512, 1024), F32))
+    pool.set_limit(0)
+    arrays.append(pool.empty((512, 1024), F32))
+    for array in arrays:
+        assert array.ctypes.data % pool.ALIGN_BYTES == 0 and array.flags.c_contiguous
+        array[...] = 1.0  # the whole range is usable
+
+
 def test_pool_reuses_a_buffer_nobody_holds(pool):
     first = pool.empty((512, 1024), F32)
     address = first.ctypes.data

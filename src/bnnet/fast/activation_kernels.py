@@ -9,10 +9,12 @@ itself, with Cephes' ``expf`` method, in float32 arithmetic that vectorises::
     exp(t) = exp(r) * 2^(k1) * 2^(k - k1)   (two powers, so k down to -150 stays exact)
 
 Rounding uses the 1.5 * 2^23 trick (adding it leaves round(v) in the low
-bits), and each power of two is assembled from its bits. The sigmoid is then
-within 2-3 units in the last place of the exact value, as close as the NumPy
-reference gets (its float32 exp and division round too). For float64 the
-library ``exp`` is used, as in the reference.
+bits), and each power of two is assembled from its bits. The whole sigmoid is
+one loop, compiled with fused multiply-adds allowed (``contract_jit``): 35
+instead of 59 microseconds for 1024 x 100 values, and the result is within
+2.1 units in the last place of the exact value with or without them, as close
+as the NumPy reference gets (its float32 exp and division round too). For
+float64 the library ``exp`` is used, as in the reference.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import math
 
 import numpy as np
 
-from .jit import jit
+from .bits import float32_from_bits
+from .jit import contract_jit, jit
 
 LOG2_E = np.float32(1.44269504088896341)
 LN_2_HIGH = np.float32(0.693359375)  # exactly representable with few bits: k * LN_2_HIGH is exact
@@ -29,50 +32,27 @@ ROUND_MAGIC = np.float32(12582912.0)  # 1.5 * 2^23: v + ROUND_MAGIC rounds v to 
 LOWEST = np.float32(-104.0)  # exp(-104) < 2^-149: the float32 sigmoid is 0 below this
 EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3),
             np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
-BLOCK = 512  # values per block: the scratch arrays stay in L1
 
 
-@jit
-def _exp_nonpositive_float32(t, values, powers, count):
-    """exp(t[i]) == values[i] * powers[i] * powers[BLOCK + i] for t[i] <= 0, i < count."""
-    exponents = powers.view(np.int32)
-    c5, c4, c3, c2, c1, c0 = EXP_POLY
-    one = np.float32(1.0)
-    for i in range(count):
-        v = t[i]
-        v = LOWEST if v < LOWEST else v  # a NaN fails the test and stays NaN
-        k = (v * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC
-        r = (v - k * LN_2_HIGH) - k * LN_2_LOW
-        p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
-        values[i] = p * (r * r) + r + one
-        exponents[i] = np.int32(k)
-    for i in range(count):
-        k = exponents[i]
-        half = k >> 1
-        exponents[i] = (half + 127) << 23  # 2^half as float32 bits
-        exponents[BLOCK + i] = (k - half + 127) << 23
-
-
-@jit
+@contract_jit
 def sigmoid_float32(x, y):
     """y = sigmoid(x) for float32 arrays of the same shape (y may be x: in place)."""
     source = x.reshape(-1)
     target = y.reshape(-1)
-    size = source.shape[0]
-    t = np.empty(BLOCK, np.float32)
-    values = np.empty(BLOCK, np.float32)
-    powers = np.empty(2 * BLOCK, np.float32)
+    c5, c4, c3, c2, c1, c0 = EXP_POLY
     one = np.float32(1.0)
-    for start in range(0, size, BLOCK):
-        count = min(BLOCK, size - start)
-        block = source[start:start + count]
-        out = target[start:start + count]
-        for i in range(count):
-            t[i] = -abs(block[i])
-        _exp_nonpositive_float32(t, values, powers, count)
-        for i in range(count):
-            e = (values[i] * powers[i]) * powers[BLOCK + i]  # exp(-|x|) <= 1
-            out[i] = (one if block[i] >= 0 else e) / (one + e)
+    for i in range(source.shape[0]):
+        value = source[i]
+        t = -abs(value)
+        t = LOWEST if t < LOWEST else t  # a NaN fails the test and stays NaN
+        k = (t * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC
+        r = (t - k * LN_2_HIGH) - k * LN_2_LOW
+        p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+        exp_r = p * (r * r) + r + one
+        whole = np.int32(k)
+        half = whole >> 1
+        e = (exp_r * float32_from_bits((half + 127) << 23)) * float32_from_bits((whole - half + 127) << 23)
+        target[i] = (one if value >= 0 else e) / (one + e)  # e = exp(-|value|) <= 1
 
 
 @jit

@@ -40,6 +40,11 @@ MIN_BYTES = 1 << 20
 # References to a pooled array while the pool inspects it: the pool's list,
 # the local variable, and sys.getrefcount's own argument.
 _UNUSED_REFCOUNT = 3
+# References to its memory's owner (see _aligned_empty): the pooled array's
+# ``base`` and sys.getrefcount's argument. A view of the pooled array refers
+# to the owner directly (NumPy points every view at the array owning the data).
+_UNUSED_OWNER_REFCOUNT = 2
+ALIGN_BYTES = 64  # a cache line: rows of whole lines can be streamed out (streaming.py)
 
 _lock = threading.Lock()
 _buffers: list[np.ndarray] = []  # oldest first
@@ -108,21 +113,37 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < MIN_BYTES or _bypass or _limit() == 0:
+    if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
+    if _bypass or _limit() == 0:
+        return _aligned_empty(shape, dtype, nbytes)
     with _lock:
         for index in range(len(_buffers)):  # not enumerate: its tuple would hold one more reference
             buffer = _buffers[index]
-            if buffer.shape == shape and buffer.dtype == dtype and sys.getrefcount(buffer) == _UNUSED_REFCOUNT:
+            if (buffer.shape == shape and buffer.dtype == dtype and sys.getrefcount(buffer) == _UNUSED_REFCOUNT
+                    and sys.getrefcount(buffer.base) == _UNUSED_OWNER_REFCOUNT):
                 del _buffers[index]
                 _buffers.append(buffer)  # most recently used last: trimmed last
                 return buffer
         if nbytes > _limit_bytes:
-            return np.empty(shape, dtype)
+            return _aligned_empty(shape, dtype, nbytes)
         _trim(nbytes)
-        buffer = np.empty(shape, dtype)
+        buffer = _aligned_empty(shape, dtype, nbytes)
         _buffers.append(buffer)
         return buffer
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
+    """``np.empty(shape, dtype)`` starting on an ALIGN_BYTES boundary (its ``base`` owns the memory).
+
+    malloc puts a large block 16 bytes past a page boundary, so a row that is
+    a whole number of cache lines long would still straddle lines, and the
+    streaming stores need whole lines (streaming.py): a (4096, 1024) forward
+    took 1.6 ms there against 1.2 ms aligned.
+    """
+    raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
+    start = -raw.ctypes.data % ALIGN_BYTES
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def empty_like(array: np.ndarray) -> np.ndarray:

@@ -9,11 +9,12 @@ from .batch_norm import (
 )
 from .inference import predict
 from .losses import softmax_cross_entropy
-from .optim import sgd_update
+from .optim import sgd_step, sgd_update
 from .preload import warm_up
+from .running_statistics import fold_running_statistics
 
 __all__ = [
     "batch_norm_backward", "batch_norm_forward", "fixed_statistics_backward", "fixed_statistics_forward",
-    "predict", "relu_backward", "sgd_update", "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
+    "fold_running_statistics", "predict", "relu_backward", "sgd_step", "sgd_update", "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
     "tanh_backward", "warm_up",
 ]

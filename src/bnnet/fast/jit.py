@@ -14,6 +14,11 @@ import numba
 
 jit = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 parallel_jit = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True, parallel=True)
+# Fused multiply-add allowed, nothing else: one rounding where the source has
+# two, so results can differ by a unit in the last place between CPUs with and
+# without FMA. Only for kernels whose contract is an accuracy bound rather than
+# the reference's exact roundings (the float32 sigmoid's own exp).
+contract_jit = numba.njit(cache=True, fastmath={"contract"}, error_model="numpy", nogil=True)
 # Inlined into the caller by numba itself. A call between two compiled functions
 # updates the arrays' reference counts with locked instructions, and on x86 a
 # locked instruction waits for every streaming store in flight (streaming.py):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, batch_norm, losses, optim
+from . import activations, batch_norm, losses, optim, running_statistics
 
 
 def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None:
@@ -24,6 +24,8 @@ def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None
     if "BatchNorm" in layer_names:
         y, cache = batch_norm.batch_norm_forward(x, ones, ones, 1e-5)
         batch_norm.batch_norm_backward(x, cache)
+        running_statistics.fold_running_statistics(ones.copy(), ones.copy(), np.zeros((), np.int64),
+                                                    cache.mean, cache.var, 4, 0.1, True)
         y, cache = batch_norm.fixed_statistics_forward(x, ones, ones, ones, ones, 1e-5)  # evaluation
         batch_norm.fixed_statistics_backward(x, cache)
     backwards = {"Sigmoid": activations.sigmoid_backward, "Tanh": activations.tanh_backward,
@@ -32,5 +34,10 @@ def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None
         if name in layer_names:
             backward(x, activations.sigmoid(x) if name == "Sigmoid" else x)
     losses.softmax_cross_entropy(x, np.zeros(4, dtype=np.int64))
+    hyper = np.array([0.1, 0.9, 1.0, 0.0, 0.0])
     for parameter in (x, ones):  # weights (2-D) and biases, gamma, beta (1-D) compile separately
-        optim.sgd_update(parameter.copy(), parameter, {}, np.array([0.1, 0.9, 1.0, 0.0, 0.0]))
+        optim.sgd_update(parameter.copy(), parameter, {}, hyper)
+    params, state = {"w": x.copy()}, {"w": {}}
+    for _ in range(2):  # the first step makes the velocity, the second runs the grouped kernel
+        for name in optim.sgd_step(params, {"w": x}, state, hyper, {}):
+            optim.sgd_update(params[name], x, state[name], hyper)

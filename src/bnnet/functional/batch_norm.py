@@ -47,8 +47,10 @@ def per_channel(values: np.ndarray, ndim: int) -> np.ndarray:
 
 def values_per_channel(shape: tuple[int, ...]) -> int:
     """How many values each channel's statistics are computed from: N * prod(spatial)."""
-    # math.prod on ints, not np.prod on a list: this runs every step, and np.prod costs microseconds.
-    return math.prod(shape[a] for a in reduction_axes(len(shape)))
+    if len(shape) < 2:
+        reduction_axes(len(shape))  # raises the explanatory error
+    # Plain int products, not np.prod on a list: this runs every step, and np.prod costs microseconds.
+    return math.prod(shape) // shape[1] if shape[1] else math.prod(shape[:1] + shape[2:])
 
 
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

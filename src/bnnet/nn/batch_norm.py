@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import fast
 from ..fast import batch_norm_math
 from ..functional import batch_norm as F
 from ..functional.batch_renorm import batch_renorm_backward, batch_renorm_forward
@@ -220,14 +221,15 @@ class BatchNorm(Module):
             self._update_running(mean, var, count)
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray, count: int) -> None:
-        self.buffers["num_batches_tracked"] += 1
-        weight = update_weight(
-            self.running_average, self.new_batch_weight, int(self.buffers["num_batches_tracked"])
-        )
-        update_running_statistics(
-            self.buffers["running_mean"], self.buffers["running_var"],
-            mean, var, count, weight, self.unbiased_running_var,
-        )
+        tracked = self.buffers["num_batches_tracked"]
+        weight = update_weight(self.running_average, self.new_batch_weight, int(tracked) + 1)
+        running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+        kernels = fast.ops()  # the same update in one compiled call, when it covers the arrays
+        if kernels is not None and kernels.fold_running_statistics(
+                running_mean, running_var, tracked, mean, var, count, weight, self.unbiased_running_var):
+            return
+        tracked += 1
+        update_running_statistics(running_mean, running_var, mean, var, count, weight, self.unbiased_running_var)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         if self._backward_fn is None:

@@ -72,11 +72,19 @@ class Module:
         return self._collect("buffers", prefix)
 
     def _collect(self, kind: str, prefix: str) -> dict[str, np.ndarray]:
-        own = getattr(self, kind)
-        out = {prefix + name: value for name, value in own.items()}
-        for index, child in enumerate(self.children()):
-            out.update(child._collect(kind, f"{prefix}{index}."))
+        out: dict[str, np.ndarray] = {}
+        self._collect_into(out, kind, prefix)
         return out
+
+    def _collect_into(self, out: dict[str, np.ndarray], kind: str, prefix: str) -> None:
+        # One dict filled in place: training asks for the gradients every step, and a
+        # dict per layer merged upwards cost as much as a small layer's arithmetic.
+        for name, value in getattr(self, kind).items():
+            out[prefix + name] = value
+        children = self.children()
+        if children:
+            for index, child in enumerate(children):
+                child._collect_into(out, kind, f"{prefix}{index}.")
 
     def modules(self) -> list["Module"]:
         """This module and every descendant, depth first."""

@@ -31,12 +31,16 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__} expected {name} >= 0, got {value}")
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
-        unknown = set(grads) - set(self.params)
-        if unknown:
-            raise KeyError(f"gradients for parameters the optimizer does not hold: {sorted(unknown)}")
+        self.check_known(grads)
         self.steps += 1
         for name, grad in grads.items():
             self.update(self.params[name], grad, self.state[name])
+
+    def check_known(self, grads: dict[str, np.ndarray]) -> None:
+        """Raise a KeyError naming any gradient for a parameter this optimizer does not hold."""
+        if not grads.keys() <= self.params.keys():
+            unknown = sorted(set(grads) - set(self.params))
+            raise KeyError(f"gradients for parameters the optimizer does not hold: {unknown}")
 
     def update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError

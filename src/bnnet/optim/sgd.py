@@ -43,6 +43,18 @@ class SGD(Optimizer):
         self.dampening = float(dampening)
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
+        self._flat_views: dict[str, tuple] = {}  # the fast engine's 1-D views, by parameter name
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        kernels = fast.ops()
+        if kernels is None:
+            return super().step(grads)
+        self.check_known(grads)
+        self.steps += 1
+        # Most parameters in a few grouped compiled calls; the rest one at a time below.
+        for name in kernels.sgd_step(self.params, grads, self.state, self._hyperparameter_array(),
+                                     self._flat_views):
+            self.update(self.params[name], grads[name], self.state[name])
 
     def _hyperparameter_array(self) -> np.ndarray:
         """The settings as the fast kernel takes them, rebuilt only when one changes (lr may, per step)."""
