@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from .bits import float32_from_bits
-from .jit import contract_jit, jit
+from .jit import contract_jit, inline_jit, jit
 
 LOG2_E = np.float32(1.44269504088896341)
 LN_2_HIGH = np.float32(0.693359375)  # exactly representable with few bits: k * LN_2_HIGH is exact
@@ -34,25 +34,31 @@ EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32
             np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
 
 
+@inline_jit
+def exp_nonpositive_float32(t):
+    """exp(t) for a float32 t <= 0 (a NaN stays NaN), the method above; inlined, so a loop
+    calling it still vectorises (and takes the caller's fastmath flags)."""
+    c5, c4, c3, c2, c1, c0 = EXP_POLY
+    t = LOWEST if t < LOWEST else t  # a NaN fails the test and stays NaN
+    k = (t * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC
+    r = (t - k * LN_2_HIGH) - k * LN_2_LOW
+    p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
+    exp_r = p * (r * r) + r + np.float32(1.0)
+    whole = np.int32(k)
+    half = whole >> 1
+    return (exp_r * float32_from_bits((half + 127) << 23)) * float32_from_bits((whole - half + 127) << 23)
+
+
 @contract_jit
 def sigmoid_float32(x, y):
     """y = sigmoid(x) for float32 arrays of the same shape (y may be x: in place)."""
     source = x.reshape(-1)
     target = y.reshape(-1)
-    c5, c4, c3, c2, c1, c0 = EXP_POLY
     one = np.float32(1.0)
     for i in range(source.shape[0]):
         value = source[i]
-        t = -abs(value)
-        t = LOWEST if t < LOWEST else t  # a NaN fails the test and stays NaN
-        k = (t * LOG2_E + ROUND_MAGIC) - ROUND_MAGIC
-        r = (t - k * LN_2_HIGH) - k * LN_2_LOW
-        p = ((((c5 * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
-        exp_r = p * (r * r) + r + one
-        whole = np.int32(k)
-        half = whole >> 1
-        e = (exp_r * float32_from_bits((half + 127) << 23)) * float32_from_bits((whole - half + 127) << 23)
-        target[i] = (one if value >= 0 else e) / (one + e)  # e = exp(-|value|) <= 1
+        e = exp_nonpositive_float32(-abs(value))  # <= 1
+        target[i] = (one if value >= 0 else e) / (one + e)
 
 
 @jit

@@ -58,7 +58,7 @@ def sgd_step(params: dict, grads: dict, state: dict, hyper: np.ndarray, flat_vie
         flat_views: the caller's cache, by name, of the parameter's and its
             velocity's 1-D views; rebuilt when either array is replaced.
     """
-    momentum = hyper[1] != 0.0
+    momentum = bool(hyper[1] != 0.0)
     left, flat_params, flat_grads, flat_velocities = [], [], [], []
     dtype = None
     for name, grad in grads.items():
@@ -67,18 +67,18 @@ def sgd_step(params: dict, grads: dict, state: dict, hyper: np.ndarray, flat_vie
         views = flat_views.get(name)
         if views is None or views[0] is not param or views[1] is not velocity:
             views = flat_views[name] = _flat_views(param, velocity)
-        if (views[2] is None or type(grad) is not np.ndarray or grad.strides != param.strides
-                or grad.shape != param.shape or grad.dtype != param.dtype):
+        _, _, flat_param, flat_velocity, layout = views
+        if flat_param is None or type(grad) is not np.ndarray or (grad.strides, grad.shape, grad.dtype) != layout:
             left.append(name)
             continue
         if dtype is None:
-            dtype = param.dtype
-        elif param.dtype != dtype:
+            dtype = layout[2]
+        elif layout[2] != dtype:
             left.append(name)
             continue
-        flat_params.append(views[2])
-        flat_grads.append(grad.ravel(order="K"))  # a view, in the parameter's memory order
-        flat_velocities.append(views[3])
+        flat_params.append(flat_param)
+        flat_grads.append(grad.ravel("K"))  # a view, in the parameter's memory order
+        flat_velocities.append(flat_velocity)
     for start in range(0, len(flat_params), GROUP):
         count = min(GROUP, len(flat_params) - start)
         padding = [_EMPTY[dtype]] * (GROUP - count)
@@ -92,13 +92,15 @@ _EMPTY = {dtype: np.empty(0, dtype) for dtype in FLOATS}  # pads a group: a zero
 
 
 def _flat_views(param: np.ndarray, velocity: np.ndarray | None) -> tuple:
-    """(param, velocity, 1-D view of param, 1-D view of velocity), the views None if not covered."""
-    covered = (velocity is not None and param.dtype in FLOATS and velocity.dtype == param.dtype
-               and velocity.shape == param.shape and velocity.strides == param.strides
+    """(param, velocity, 1-D view of param, 1-D view of velocity, (strides, shape, dtype) a
+    gradient must have to pair with them), the views None if not covered."""
+    layout = (param.strides, param.shape, param.dtype)
+    covered = (velocity is not None and param.dtype in FLOATS
+               and (velocity.strides, velocity.shape, velocity.dtype) == layout
                and (param.flags.c_contiguous or param.flags.f_contiguous))
     if not covered:
-        return param, velocity, None, None
-    return param, velocity, param.ravel(order="K"), velocity.ravel(order="K")
+        return param, velocity, None, None, layout
+    return param, velocity, param.ravel(order="K"), velocity.ravel(order="K"), layout
 
 
 def sgd_update(param: np.ndarray, grad: np.ndarray, state: dict, hyper: np.ndarray) -> bool:

@@ -25,16 +25,16 @@ class _Activation(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         kernels = fast.ops() if self._fast_forward else None
-        forward = type(self)._forward if kernels is None else getattr(kernels, self._fast_forward)
-        self._output = forward(x)
+        self._output = self._forward(x) if kernels is None else getattr(kernels, self._fast_forward)(x)
         return self._output
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         if self._output is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         kernels = fast.ops() if self._fast_backward else None
-        backward = type(self)._backward if kernels is None else getattr(kernels, self._fast_backward)
-        return backward(grad_output, self._output)
+        if kernels is None:
+            return self._backward(grad_output, self._output)
+        return getattr(kernels, self._fast_backward)(grad_output, self._output)
 
 
 class Sigmoid(_Activation):

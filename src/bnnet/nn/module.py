@@ -84,7 +84,14 @@ class Module:
         children = self.children()
         if children:
             for index, child in enumerate(children):
-                child._collect_into(out, kind, f"{prefix}{index}.")
+                if child.children():
+                    child._collect_into(out, kind, f"{prefix}{index}.")
+                else:  # a leaf layer, inline: most of a network
+                    own = getattr(child, kind)
+                    if own:
+                        child_prefix = f"{prefix}{index}."
+                        for name, value in own.items():
+                            out[child_prefix + name] = value
 
     def modules(self) -> list["Module"]:
         """This module and every descendant, depth first."""
