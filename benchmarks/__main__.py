@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             "OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep rather than spin, since PyTorch and bnnet share "
             "the process and the machine.",
             "Before timing, every case checks that bnnet and PyTorch compute the same result (the `check` column).",
+            "A sample is at least 2 ms of back-to-back calls of one candidate, then the other candidate's sample "
+            "follows: a short call is timed as it runs in a loop, the first call of each sample starting with "
+            "the caches the other candidate left. (With 0.2 ms samples, until git 79b0c04, a training step "
+            "at batch 60 was timed one call at a time, every call cold: about 80 us more for both runtimes, "
+            "and a ratio of 1.88 instead of 2.03 at git 5cb0483.)",
             "The NumPy reference column runs the readable functions in `bnnet.functional` (`BNNET_ENGINE=reference`); "
             "it is timed in a round of its own after bnnet and PyTorch, so that its allocations do not slow either.",
             "At 2 threads NumPy's OpenBLAS splits even the small matrix products of a training step between "

@@ -174,15 +174,17 @@ ENGINE_NOTES = [
     "each in one call: "
     "batch-norm statistics in one pass (shifted sums over blocks of 16 rows in float32, folded into float64 "
     "totals) then one normalising pass; backward one pass for the two sums and one for dx, recomputing "
-    "x - mean instead of storing x_hat; a vectorised float32 sigmoid (the C library's exp does not "
-    "vectorise); softmax cross-entropy with its gradient; and the SGD update in place, bit for bit the "
-    "reference's arithmetic.",
-    "Where the time goes at large sizes is memory traffic. Outputs of 8 MB or more (y, dx) are written with "
-    "non-temporal stores (`bnnet/fast/streaming.py`), which skip reading each cache line before writing it; "
-    "outputs of 1 MB or more come from a buffer pool (`bnnet/fast/buffers.py`, `BNNET_BUFFER_POOL_MB`, "
-    "default 512) that hands an array out again once nobody holds it, because a fresh 64 MB array costs "
-    "about 5 ms of page faults (PyTorch pays them on every call). The column 'fresh output arrays' times "
-    "bnnet with the pool bypassed.",
+    "x - mean instead of storing x_hat; a vectorised float32 sigmoid in one loop (the C library's exp does "
+    "not vectorise); softmax cross-entropy with its gradient, its float32 exponentials in one vectorised "
+    "pass; the running-statistics update in one call; and the SGD update in place, eight parameters per "
+    "call, bit for bit the reference's arithmetic.",
+    "Where the time goes at large sizes is memory traffic. Outputs of 8 MB or more (y, dx) whose rows are "
+    "whole 64-byte cache lines are written with non-temporal stores (`bnnet/fast/streaming.py`), 1 KB at a "
+    "time, which skip reading each line before writing it (a row sharing a line with the next made them "
+    "slower than ordinary stores, so such rows get ordinary ones); outputs of 1 MB or more come from a buffer "
+    "pool (`bnnet/fast/buffers.py`, `BNNET_BUFFER_POOL_MB`, default 512), aligned to cache lines, that hands "
+    "an array out again once nobody holds it, because a fresh 64 MB array costs about 5 ms of page faults "
+    "(PyTorch pays them on every call). The column 'fresh output arrays' times bnnet with the pool bypassed.",
     "Matrix products stay with BLAS (NumPy's OpenBLAS). `fit` skips the first layer's input gradient "
     "(`Linear.needs_input_grad`), as PyTorch does for data, and a Linear stores its weight column-major so "
     "that `x @ W.T` is a plain product for BLAS.",
