@@ -148,6 +148,6 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.n
 
 def empty_like(array: np.ndarray) -> np.ndarray:
     """:func:`empty` with ``array``'s shape and dtype (C order)."""
-    if array.nbytes < MIN_BYTES or _bypass:  # the common small case without empty()'s bookkeeping
+    if array.nbytes < MIN_BYTES:  # the common small case without empty()'s bookkeeping
         return np.empty(array.shape, array.dtype)
     return empty(array.shape, array.dtype)

@@ -15,6 +15,6 @@ from .running_statistics import fold_running_statistics
 
 __all__ = [
     "batch_norm_backward", "batch_norm_forward", "fixed_statistics_backward", "fixed_statistics_forward",
-    "fold_running_statistics", "predict", "relu_backward", "sgd_step", "sgd_update", "sigmoid", "sigmoid_backward", "softmax_cross_entropy",
-    "tanh_backward", "warm_up",
+    "fold_running_statistics", "predict", "relu_backward", "sgd_step", "sgd_update", "sigmoid",
+    "sigmoid_backward", "softmax_cross_entropy", "tanh_backward", "warm_up",
 ]

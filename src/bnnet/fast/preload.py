@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations, batch_norm, losses, optim, running_statistics
+from . import activations, batch_norm, losses, running_statistics
 
 
 def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None:
@@ -34,10 +34,10 @@ def warm_up(dtype, layer_names=("BatchNorm", "Sigmoid", "Tanh", "ReLU")) -> None
         if name in layer_names:
             backward(x, activations.sigmoid(x) if name == "Sigmoid" else x)
     losses.softmax_cross_entropy(x, np.zeros(4, dtype=np.int64))
-    hyper = np.array([0.1, 0.9, 1.0, 0.0, 0.0])
-    for parameter in (x, ones):  # weights (2-D) and biases, gamma, beta (1-D) compile separately
-        optim.sgd_update(parameter.copy(), parameter, {}, hyper)
-    params, state = {"w": x.copy()}, {"w": {}}
-    for _ in range(2):  # the first step makes the velocity, the second runs the grouped kernel
-        for name in optim.sgd_step(params, {"w": x}, state, hyper, {}):
-            optim.sgd_update(params[name], x, state[name], hyper)
+    # SGD itself: its first step makes the velocities one parameter at a time (a 2-D weight and a
+    # 1-D vector compile separately), the second runs the grouped kernel.
+    from ..optim import SGD
+
+    optimizer = SGD({"weight": x.copy(), "bias": ones.copy()}, lr=0.1, momentum=0.9)
+    for _ in range(2):
+        optimizer.step({"weight": x, "bias": ones})

@@ -81,11 +81,9 @@ def stream_copy(src, dst, start):
     """dst[start : start + len(src)] = src, with non-temporal stores for the whole cache lines.
 
     dst is 1-D, contiguous and aligned to its item size (every array NumPy
-    allocates is), so whole elements reach the next 64-byte boundary. The
-    partial lines at either end get ordinary stores: a line written partly by
-    streaming stores and partly by ordinary ones (the next row's head, when a
-    row does not end on a line boundary) made a pass up to seven times slower,
-    depending on where the allocator placed the array.
+    allocates is), so whole elements reach the next 64-byte boundary. Partial
+    lines at either end get ordinary stores; the kernels call this only for
+    rows of whole lines (:func:`whole_lines`), where there are none.
     """
     count = src.shape[0]
     itemsize = _itemsize(dst)
@@ -110,8 +108,9 @@ def whole_lines(dst, first, stride, count):
     Passes stream their rows out only then. A row that shares a line with the
     next one made streaming slower than ordinary stores, even with that line
     written by ordinary stores alone: a 64 MB pass of 400-byte rows took
-    12.9 ms streamed against 4.7 ms with ordinary stores, and 1 KB rows that
-    started 48 bytes into a line 10.5 ms against 3.0 ms aligned.
+    10.2 ms streamed against 4.1 ms with ordinary stores, and 1 KB rows that
+    started 48 bytes into a line 9.5 ms against 3.0 ms aligned
+    (``python -m benchmarks.streaming_rows``).
     """
     itemsize = _itemsize(dst)
     return ((dst.ctypes.data + first * itemsize) % LINE_BYTES == 0 and (stride * itemsize) % LINE_BYTES == 0

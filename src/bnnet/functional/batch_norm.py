@@ -50,7 +50,7 @@ def values_per_channel(shape: tuple[int, ...]) -> int:
     if len(shape) < 2:
         reduction_axes(len(shape))  # raises the explanatory error
     # Plain int products, not np.prod on a list: this runs every step, and np.prod costs microseconds.
-    return math.prod(shape) // shape[1] if shape[1] else math.prod(shape[:1] + shape[2:])
+    return shape[0] * math.prod(shape[2:])
 
 
 def batch_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -81,17 +81,8 @@ class Module:
         # dict per layer merged upwards cost as much as a small layer's arithmetic.
         for name, value in getattr(self, kind).items():
             out[prefix + name] = value
-        children = self.children()
-        if children:
-            for index, child in enumerate(children):
-                if child.children():
-                    child._collect_into(out, kind, f"{prefix}{index}.")
-                else:  # a leaf layer, inline: most of a network
-                    own = getattr(child, kind)
-                    if own:
-                        child_prefix = f"{prefix}{index}."
-                        for name, value in own.items():
-                            out[child_prefix + name] = value
+        for index, child in enumerate(self.children()):
+            child._collect_into(out, kind, f"{prefix}{index}.")
 
     def modules(self) -> list["Module"]:
         """This module and every descendant, depth first."""
