@@ -129,6 +129,23 @@ def test_pool_arrays_start_on_a_cache_line(pool):
         array[...] = 1.0  # the whole range is usable
 
 
+def test_large_pool_arrays_get_their_own_huge_page_mapping(pool, monkeypatch):
+    """Arrays of 2 MB or more start on a 2 MB boundary of a fresh mapping (Linux); elsewhere, a cache line."""
+    big = pool.empty((1024, 1024), F32)  # 4 MB
+    big[...] = 1.0
+    small = pool.empty((512, 768), F32)  # 1.5 MB: pooled, from malloc as before
+    assert small.ctypes.data % pool.ALIGN_BYTES == 0
+    if pool._HUGE_PAGES_ADVISABLE:
+        assert big.ctypes.data % pool.HUGE_PAGE_BYTES == 0
+        address = big.ctypes.data
+        del big
+        assert pool.empty((1024, 1024), F32).ctypes.data == address  # reused like any pooled array
+    monkeypatch.setattr(pool, "_HUGE_PAGES_ADVISABLE", False)  # another platform: malloc, aligned to a line
+    other = pool.empty((1024, 1024), F64)
+    assert other.ctypes.data % pool.ALIGN_BYTES == 0 and other.flags.c_contiguous and other.flags.writeable
+    other[...] = 2.0
+
+
 def test_pool_reuses_a_buffer_nobody_holds(pool):
     first = pool.empty((512, 1024), F32)
     address = first.ctypes.data

@@ -35,8 +35,8 @@ from .streaming import STREAM_MIN_BYTES, segment_length, store_fence, stream_cop
 
 HEAD_ROWS = 16  # rows whose mean is the first shift
 CANCELLATION_LIMIT = 3.0  # redo a channel's sums when (mean - shift)^2 > this * var
-WIDE_ROW_BYTES = 4096  # rows at least this long are read four at a time
-CACHED_BYTES = 8 << 20  # arrays up to this size are read four rows at a time, whatever the row length
+WIDE_ROW_BYTES = 4096  # rows at least this long are summed eight at a time (four in the backward)
+CACHED_BYTES = 8 << 20  # narrower rows of arrays up to this size are summed four at a time
 BLOCK_ROWS = 16  # rows summed in x's dtype before the partial sums join the float64 totals
 
 
@@ -160,9 +160,11 @@ def _input_grad_runs(dy, x, c, coeff, mean_dy, centre, slope, dx):
 
 # -- (N, C): one accumulator per channel ----------------------------------------
 @jit
-def _four_rows(x, width):
-    """Whether the (N, C) sums should read four rows per step (see _shifted_sums_2d)."""
-    return width * x.itemsize >= WIDE_ROW_BYTES or x.nbytes <= CACHED_BYTES
+def _rows_per_step(x, width):
+    """Rows the (N, C) sums read per step: 8, 4 or 1 (see _shifted_sums_2d)."""
+    if width * x.itemsize >= WIDE_ROW_BYTES:
+        return 8
+    return 4 if x.nbytes <= CACHED_BYTES else 1
 
 
 @jit
@@ -171,13 +173,17 @@ def _shifted_sums_2d(x, c0, c1, shift, sums, squares):
 
     A block of BLOCK_ROWS rows is summed in x's dtype, then folded into the
     float64 totals: the conversion to float64 happens once per block instead
-    of once per value. Four rows are read at a time (a quarter of the
-    accumulator loads and stores, and of the per-row loop overhead: 30% faster
-    on (1024, 100)) when the rows are WIDE_ROW_BYTES or longer or the array is
-    at most CACHED_BYTES. Otherwise one row at a time: on shorter rows of an
-    array read from memory, four rows at a time ran up to twice as slow
-    ((65536, 256): 6.6 ms against 3.8), presumably as the four streams and the
-    accumulator stores collide in the low address bits.
+    of once per value. Several rows are read per step (a fraction of the
+    accumulator loads and stores, and of the per-row loop overhead):
+
+    - eight when the rows are WIDE_ROW_BYTES or longer: (4096, 1024) took
+      0.59 ms against 0.72 with four or one;
+    - four when the array is at most CACHED_BYTES: 30% faster than one on
+      (1024, 100), and a little faster than eight on arrays that fit in L2;
+    - one otherwise: on shorter rows of an array read from memory, four or
+      eight rows at a time ran up to twice as slow ((65536, 256): 7.0 ms
+      against 4.0), presumably as the streams and the accumulator stores
+      collide in the low address bits.
     """
     n = x.shape[0]
     width = c1 - c0
@@ -185,13 +191,25 @@ def _shifted_sums_2d(x, c0, c1, shift, sums, squares):
     squares[:] = 0.0
     part = np.empty(width, x.dtype)
     part_squares = np.empty(width, x.dtype)
-    four_rows = _four_rows(x, width)
+    step = _rows_per_step(x, width)
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
         part[:] = 0.0
         part_squares[:] = 0.0
         i = start
-        if four_rows:
+        if step == 8:
+            while i + 8 <= stop:
+                r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
+                r4, r5, r6, r7 = x[i + 4, c0:c1], x[i + 5, c0:c1], x[i + 6, c0:c1], x[i + 7, c0:c1]
+                for j in range(width):
+                    k = shift[j]
+                    d0, d1, d2, d3 = r0[j] - k, r1[j] - k, r2[j] - k, r3[j] - k
+                    d4, d5, d6, d7 = r4[j] - k, r5[j] - k, r6[j] - k, r7[j] - k
+                    part[j] += ((d0 + d1) + (d2 + d3)) + ((d4 + d5) + (d6 + d7))
+                    part_squares[j] += ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)) + (
+                        (d4 * d4 + d5 * d5) + (d6 * d6 + d7 * d7))
+                i += 8
+        if step >= 4:
             while i + 4 <= stop:
                 r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]
                 for j in range(width):
@@ -250,13 +268,15 @@ def train_backward_2d(dy, x, mean, inv_std, gamma, dx, dgamma, dbeta, c0, c1):
     sum_dy_centred = np.zeros(width)
     part = np.empty(width, x.dtype)
     part_centred = np.empty(width, x.dtype)
-    four_rows = _four_rows(x, width)
+    # Four rows at most: eight, which helps the forward's sums on wide rows, made this pass
+    # slower ((4096, 1024): 3.8 ms against 3.6), reading two arrays.
+    step = _rows_per_step(x, width)
     for start in range(0, n, BLOCK_ROWS):  # blocks summed in x's dtype, as in _shifted_sums_2d
         stop = min(n, start + BLOCK_ROWS)
         part[:] = 0.0
         part_centred[:] = 0.0
         i = start
-        if four_rows:
+        if step >= 4:
             while i + 4 <= stop:
                 g0, g1, g2, g3 = dy[i, c0:c1], dy[i + 1, c0:c1], dy[i + 2, c0:c1], dy[i + 3, c0:c1]
                 r0, r1, r2, r3 = x[i, c0:c1], x[i + 1, c0:c1], x[i + 2, c0:c1], x[i + 3, c0:c1]

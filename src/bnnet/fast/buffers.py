@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
 import sys
 import threading
@@ -45,6 +46,8 @@ _UNUSED_REFCOUNT = 3
 # to the owner directly (NumPy points every view at the array owning the data).
 _UNUSED_OWNER_REFCOUNT = 2
 ALIGN_BYTES = 64  # a cache line: rows of whole lines can be streamed out (streaming.py)
+HUGE_PAGE_BYTES = 2 << 20  # arrays this large get their own mapping, backed by huge pages where possible
+_HUGE_PAGES_ADVISABLE = sys.platform.startswith("linux") and hasattr(mmap, "MADV_HUGEPAGE")
 
 _lock = threading.Lock()
 _buffers: list[np.ndarray] = []  # oldest first
@@ -141,9 +144,36 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.n
     streaming stores need whole lines (streaming.py): a (4096, 1024) forward
     took 1.6 ms there against 1.2 ms aligned.
     """
-    raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
-    start = -raw.ctypes.data % ALIGN_BYTES
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    raw = _huge_page_bytes(nbytes) if nbytes >= HUGE_PAGE_BYTES else None
+    if raw is None:
+        raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
+        start = -raw.ctypes.data % ALIGN_BYTES
+        raw = raw[start:start + nbytes]
+    return raw.view(dtype).reshape(shape)
+
+
+def _huge_page_bytes(nbytes: int) -> np.ndarray | None:
+    """``nbytes`` of fresh memory on a HUGE_PAGE_BYTES boundary, marked for huge pages; None where unsupported.
+
+    Once PyTorch (or anything) has freed large blocks, glibc serves the next
+    ones from its heap: memory already mapped in 4 KB pages, which the
+    transparent-huge-page advice NumPy gives its large arrays can no longer
+    change. A pass over such an output misses the TLB every 4 KB; from its own
+    mapping, advised before the first touch, the kernel backs it with 2 MB
+    pages (Linux, where transparent huge pages are "always" or "madvise"). The
+    (4096, 1024) forward kernel took 1.56-1.62 ms writing there against
+    1.63-1.64 ms writing into heap memory, timed in turn after PyTorch's call.
+    """
+    if not _HUGE_PAGES_ADVISABLE:
+        return None
+    try:
+        mapping = mmap.mmap(-1, nbytes + HUGE_PAGE_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+    except (OSError, ValueError):  # no memory for the mapping, or advice the kernel refuses
+        return None
+    raw = np.frombuffer(mapping, np.uint8)  # the array keeps the mapping alive; unmapped with it
+    start = -raw.ctypes.data % HUGE_PAGE_BYTES
+    return raw[start:start + nbytes]
 
 
 def empty_like(array: np.ndarray) -> np.ndarray:
