@@ -137,7 +137,8 @@ def empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray:
-    """``np.empty(shape, dtype)`` starting on an ALIGN_BYTES boundary (its ``base`` owns the memory).
+    """``np.empty(shape, dtype)`` starting on an ALIGN_BYTES boundary, HUGE_PAGE_BYTES for large arrays
+    where huge pages can be advised (its ``base`` owns the memory).
 
     malloc puts a large block 16 bytes past a page boundary, so a row that is
     a whole number of cache lines long would still straddle lines, and the
@@ -146,10 +147,14 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.n
     """
     raw = _huge_page_bytes(nbytes) if nbytes >= HUGE_PAGE_BYTES else None
     if raw is None:
-        raw = np.empty(nbytes + ALIGN_BYTES, np.uint8)
-        start = -raw.ctypes.data % ALIGN_BYTES
-        raw = raw[start:start + nbytes]
+        raw = _from_boundary(np.empty(nbytes + ALIGN_BYTES, np.uint8), nbytes, ALIGN_BYTES)
     return raw.view(dtype).reshape(shape)
+
+
+def _from_boundary(raw: np.ndarray, nbytes: int, boundary: int) -> np.ndarray:
+    """The first ``nbytes`` of the bytes ``raw`` that start on a multiple of ``boundary``."""
+    start = -raw.ctypes.data % boundary
+    return raw[start:start + nbytes]
 
 
 def _huge_page_bytes(nbytes: int) -> np.ndarray | None:
@@ -173,9 +178,8 @@ def _huge_page_bytes(nbytes: int) -> np.ndarray | None:
         mapping.madvise(mmap.MADV_HUGEPAGE)
     except (OSError, ValueError):  # no memory for the mapping, or advice the kernel refuses
         return None
-    raw = np.frombuffer(mapping, np.uint8)  # the array keeps the mapping alive; unmapped with it
-    start = -raw.ctypes.data % HUGE_PAGE_BYTES
-    return raw[start:start + nbytes]
+    # The array keeps the mapping alive; it is unmapped with the array.
+    return _from_boundary(np.frombuffer(mapping, np.uint8), nbytes, HUGE_PAGE_BYTES)
 
 
 def empty_like(array: np.ndarray) -> np.ndarray:
