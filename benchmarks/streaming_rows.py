@@ -3,14 +3,23 @@
 Writes 2 * x to a 64 MB float32 array a row at a time, for several row
 lengths and start offsets within a cache line, two ways:
 
-- ``streamed``: each row computed into an L1 scratch and written with
-  ``bnnet.fast.streaming.stream_copy`` (non-temporal stores for whole lines);
+- ``streamed``: the whole lines of each row written a line at a time with
+  ``bnnet.fast.streaming.line_writer`` (non-temporal stores), the partial
+  lines at either end with ordinary stores;
 - ``plain``: ordinary stores.
 
+Source and target start at the same offset within a 4 KB page. They must: a
+load that partly overlaps, in its address's low 12 bits, a store issued just
+before it waits for that store ("4K aliasing"), and a streaming store takes
+long to leave. With the target 64 bytes into a page and the source 16, so
+that each line's load overlapped the previous line's store, streaming 4 KB
+rows took 6.3 ms against 3.3 ms at equal offsets (plain stores: 4.6 ms both).
+
 On the machine of docs/benchmarks.md (AMD EPYC, Zen 4 flags) streaming won
-only when every row was whole cache lines (3.0 ms against 3.9 ms plain) and
-lost badly otherwise (400-byte rows 10.2 ms against 4.1 ms, 1 KB rows starting
-48 bytes into a line 9.5 ms against 3.0 ms aligned). That is why the kernels
+only when every row was whole cache lines (2.9-3.5 ms against 4.0-5.2 ms
+plain) and lost otherwise: 400-byte rows 8.8-9.3 ms against 3.7-4.5 ms,
+1 KB rows starting 16 bytes into a line 5.8-6.0 ms against 4.0-4.1 ms (4 KB
+rows so started: a tie, 3.7-3.9 ms against 3.7-4.1 ms). That is why the kernels
 stream only rows of whole lines from 64-byte aligned buffers
 (``streaming.whole_lines``, ``buffers._aligned_empty``). Variants are run in
 turn, 5 rounds, and the median is printed.
@@ -30,15 +39,25 @@ SIZE = 16 * 2**20  # float32 values: 64 MB
 def _kernels():
     import numba
 
-    from bnnet.fast.streaming import store_fence, stream_copy
+    from bnnet.fast.streaming import line_writer, store_fence
+
+    write_doubled_line = line_writer(lambda value, two: value * two)
 
     @numba.njit(error_model="numpy")
     def streamed(src, dst, width):
-        scratch = np.empty(width, dst.dtype)
+        two = np.float32(2)
+        lanes = 64 // dst.itemsize
         for i in range(dst.shape[0] // width):
-            for j in range(width):
-                scratch[j] = src[i * width + j] * np.float32(2)
-            stream_copy(scratch, dst, i * width)
+            start = i * width
+            head = min(width, (-(dst.ctypes.data + start * dst.itemsize) % 64) // dst.itemsize)
+            for j in range(start, start + head):  # up to the first line boundary: ordinary stores
+                dst[j] = src[j] * two
+            j = start + head
+            while j + lanes <= start + width:
+                write_doubled_line(dst, j, j, src, two)
+                j += lanes
+            for k in range(j, start + width):  # the last partial line: ordinary stores
+                dst[k] = src[k] * two
         store_fence()
 
     @numba.njit(error_model="numpy")
@@ -51,8 +70,9 @@ def _kernels():
 
 
 def _array_at(offset: int) -> np.ndarray:
-    raw = np.empty(SIZE * 4 + 128, np.uint8)
-    start = -raw.ctypes.data % 64 + offset
+    """SIZE float32 values starting ``offset`` bytes into a 4 KB page (see the module's note on aliasing)."""
+    raw = np.empty(SIZE * 4 + 8192, np.uint8)
+    start = -raw.ctypes.data % 4096 + offset
     array = raw[start:start + SIZE * 4].view(np.float32)
     array[:] = 0.0  # touch every page before timing
     return array
@@ -60,12 +80,12 @@ def _array_at(offset: int) -> np.ndarray:
 
 def main() -> None:
     kernels = _kernels()
-    source = np.random.default_rng(0).random(SIZE, dtype=np.float32)
     print("| row (floats) | start offset (bytes) | streamed (ms) | plain (ms) |")
     print("|---:|---:|---:|---:|")
     for width in WIDTHS:
         for offset in OFFSETS:
-            target = _array_at(offset)
+            source, target = _array_at(offset), _array_at(offset)
+            source[:] = np.random.default_rng(0).random(SIZE, dtype=np.float32)
             times: dict[str, list[float]] = {name: [] for name in kernels}
             for kernel in kernels.values():
                 kernel(source, target, width)  # compile and warm up

@@ -32,8 +32,11 @@ DTYPES = [F64, F32]
 RTOL = {F64: 1e-10, F32: 1e-5}
 ATOL_FACTOR = {F64: 1e-13, F32: 1e-5}
 # The benchmark shapes, huge ones replaced: (4096, 1024) -> (300, 130),
-# (65536, 256) -> (2049, 40), (64, 64, 32, 32) -> (6, 16, 9, 7); plus odd corners.
-SHAPES = [(60, 100), (256, 1024), (300, 130), (2049, 40), (6, 16, 9, 7), (2, 1), (5, 3, 1), (3, 4, 2, 2, 3)]
+# (65536, 256) -> (2049, 40), (64, 64, 32, 32) -> (6, 16, 9, 7); plus odd corners. Rows of 4 KB
+# or more ((256, 1024), (37, 1030)) have the backward's sums taken by cache lines of channels,
+# (37, 1030) with a few channels past the last whole line and a last block of 5 rows.
+SHAPES = [(60, 100), (256, 1024), (37, 1030), (300, 130), (2049, 40), (6, 16, 9, 7), (2, 1), (5, 3, 1),
+          (3, 4, 2, 2, 3)]
 
 
 def assert_close(actual, expected, dtype) -> None:
@@ -77,6 +80,79 @@ def test_batch_norm_training_matches_reference(kernels, rng, dtype, shape, affin
     np.testing.assert_allclose(grads[0], grads_ref[0], rtol=RTOL[dtype], atol=ATOL_FACTOR[dtype] * terms)
     for ours, theirs in zip(grads[1:], grads_ref[1:]):
         assert_close(ours, theirs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_line_sums_add_each_blocks_sums_in_the_inputs_dtype(kernels, rng, dtype):
+    """The line summers: one line of channels down a block of rows, at any start, into float64 totals,
+    bit for bit the row-after-row sums in the inputs' dtype."""
+    import numba
+
+    from bnnet.fast.lanes import LINE_BYTES
+    from bnnet.fast.line_sums import add_gradient_line_sums, add_shifted_line_sums
+
+    @numba.njit
+    def add_shifted(x, first, stride, rows, shift, j, sums, squares):
+        add_shifted_line_sums((x,), first, stride, rows, (shift,), j, sums, squares)
+
+    @numba.njit
+    def add_gradient(dy, x, first, stride, rows, centre, j, sums, squares):
+        add_gradient_line_sums((dy, x), first, stride, rows, (centre,), j, sums, squares)
+
+    lanes = LINE_BYTES // np.dtype(dtype).itemsize
+    x = batch(rng, (40, 3 * lanes + 5), dtype)
+    dy = batch(rng, x.shape, dtype)
+    shift = batch(rng, 3 * lanes, dtype)
+    for c0, j, start, rows in ((0, 0, 0, 16), (3, lanes, 5, 7), (5, 2 * lanes, 39, 1)):
+        first = start * x.shape[1] + c0 + j
+        block = slice(start, start + rows)
+        channels = slice(c0 + j, c0 + j + lanes)
+        for add, terms in ((lambda t, u: add_shifted(x.reshape(-1), first, x.shape[1], rows, shift, j, t, u),
+                            lambda i: (x[i, channels] - shift[j:j + lanes], (x[i, channels] - shift[j:j + lanes]) ** 2)),
+                           (lambda t, u: add_gradient(dy.reshape(-1), x.reshape(-1), first, x.shape[1], rows, shift, j,
+                                                      t, u),
+                            lambda i: (dy[i, channels], dy[i, channels] * (x[i, channels] - shift[j:j + lanes])))):
+            sums, others = rng.standard_normal(3 * lanes), rng.standard_normal(3 * lanes)
+            expected_sums, expected_others = sums.copy(), others.copy()
+            part, part_other = np.zeros(lanes, dtype), np.zeros(lanes, dtype)
+            for i in range(block.start, block.stop):  # row after row in the inputs' dtype
+                term, other = terms(i)
+                part += term
+                part_other += other
+            expected_sums[j:j + lanes] += part
+            expected_others[j:j + lanes] += part_other
+            add(sums, others)
+            np.testing.assert_array_equal(sums, expected_sums)
+            np.testing.assert_array_equal(others, expected_others)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_wide_rows_match_reference_wherever_they_start_in_a_cache_line(kernels, rng, dtype):
+    """Sums by lines start at x's own line boundaries; on one thread, whole rows share their partial
+    lines with the next row (the wrapped lines). Every start offset; rows of whole lines and not; the
+    forward's sums by lines (over 8 MB) and the backward's; last blocks short."""
+    import numba
+
+    itemsize = np.dtype(dtype).itemsize
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for shape in (((8 << 20) // (1024 * itemsize) + 5, 1024), (37, 1024), (37, 1040)):
+            size = shape[0] * shape[1] * itemsize
+            for offset in range(0, 64, itemsize):
+                raw = np.empty(size + 128, np.uint8)
+                x = raw[-raw.ctypes.data % 64 + offset:][:size].view(dtype).reshape(shape)
+                x[...] = batch(rng, shape, dtype)
+                gamma, beta = batch(rng, shape[1], dtype, 1.0, 0.3), batch(rng, shape[1], dtype, 0.0, 0.3)
+                dy = batch(rng, shape, dtype, 0.0, 1.0)
+                y, cache = kernels.batch_norm_forward(x, gamma, beta, 1e-5)
+                y_ref, cache_ref = reference_bn.batch_norm_forward(x, gamma, beta, 1e-5)
+                assert_close(y, y_ref, dtype)
+                for ours, theirs in zip(kernels.batch_norm_backward(dy, cache),
+                                        reference_bn.batch_norm_backward(dy, cache_ref)):
+                    assert_close(ours, theirs, dtype)
+    finally:
+        numba.set_num_threads(previous)
 
 
 def test_batch_norm_statistics_stay_accurate_far_from_zero(kernels, rng):

@@ -1,7 +1,7 @@
 """Large outputs on the fast engine: streaming stores and the buffer pool.
 
 Outputs of at least ``STREAM_MIN_BYTES`` (8 MB) are written with non-temporal
-stores from an L1 scratch row, and outputs of at least 1 MB come from the
+stores, a cache line computed in a register at a time, and outputs of at least 1 MB come from the
 buffer pool. Neither may change a value or hand out an array someone still
 holds: these tests run the kernels on arrays just above the thresholds, with
 row lengths that leave every possible misalignment, against the reference.
@@ -36,24 +36,58 @@ def pool():
 
 # -- streaming stores -------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [F32, F64])
-def test_stream_copy_writes_exactly_the_range_at_every_alignment(kernels, dtype):
+def test_line_writer_streams_the_formula_one_line_at_a_time(kernels, rng, dtype):
+    """Each call writes exactly one aligned line: inputs read where it writes, per-channel values
+    where asked, a scalar in every lane, any of them unaligned; bit for bit the scalar formula."""
     import numba
 
-    from bnnet.fast.streaming import store_fence, stream_copy
+    from bnnet.fast.lanes import LINE_BYTES
+    from bnnet.fast.streaming import line_writer, store_fence
+
+    def formula(x, centre, scale, offset):
+        return (x - centre) * scale + offset
+
+    write_line = line_writer(formula)
 
     @numba.njit
-    def copy(src, dst, start):
-        stream_copy(src, dst, start)
+    def write(out, start, x, j, centre, scale, offset):
+        write_line(out, start, (x,), j, (centre, scale, offset))
         store_fence()
 
-    for count in (0, 1, 3, 7, 8, 9, 17, 33, 257):
-        for start in range(9):
-            dst = np.full(300, -1.0, dtype)
-            src = np.arange(1, count + 1, dtype=dtype)
-            copy(src, dst, start)
-            expected = np.full(300, -1.0, dtype)
-            expected[start:start + count] = src
-            np.testing.assert_array_equal(dst, expected, err_msg=f"count {count}, start {start}")
+    lanes = LINE_BYTES // np.dtype(dtype).itemsize
+    centre = rng.standard_normal(4 * lanes + 3).astype(dtype)
+    scale = rng.standard_normal(4 * lanes).astype(dtype)
+    offset = dtype(0.25)
+    raw = np.empty(8 * LINE_BYTES, np.uint8)
+    out = raw[-raw.ctypes.data % LINE_BYTES:][:6 * LINE_BYTES].view(dtype)  # starts a line
+    for shift in (0, 1, 3):  # where the input and the per-channel values start within a line
+        x = rng.standard_normal(out.shape[0] + shift).astype(dtype)[shift:]
+        for line in range(1, 5):
+            for j in (0, 3 * lanes, lanes + shift):
+                out[:] = -7.0
+                start = line * lanes
+                write(out, start, x, j, centre[shift:], scale, offset)
+                expected = np.full_like(out, -7.0)
+                expected[start:start + lanes] = formula(x[start:start + lanes], centre[shift + j:shift + j + lanes],
+                                                        scale[j:j + lanes], offset)
+                np.testing.assert_array_equal(out, expected, err_msg=f"shift {shift}, line {line}, j {j}")
+
+
+def test_line_writer_refuses_operands_of_another_dtype(kernels):
+    import numba
+
+    from bnnet.fast.streaming import line_writer
+
+    write_line = line_writer(lambda x, scale: x * scale)
+
+    @numba.njit
+    def write(out, x, scale):
+        write_line(out, 0, (x,), 0, (scale,))
+
+    with pytest.raises(numba.core.errors.TypingError):
+        write(np.zeros(16, F32), np.zeros(16, F64), np.float32(1.0))
+    with pytest.raises(numba.core.errors.TypingError):
+        write(np.zeros(16, F32), np.zeros(16, F32), 1.0)  # a Python float is float64
 
 
 def _assert_matches_reference(kernels, x, dtype, rng):
@@ -73,9 +107,11 @@ def _assert_matches_reference(kernels, x, dtype, rng):
 
 
 # Just above 8 MB; (N, C) and (N, C, S). Odd widths leave rows at every alignment, so
-# they take the ordinary stores; rows of whole cache lines are streamed, in 1 KB
-# segments and a shorter last one (1040 float32 values: 256 + 256 + 256 + 256 + 16).
-# Rows under 4 KB in an array this large are summed one at a time, longer ones four.
+# they take the ordinary stores; rows of whole cache lines are streamed, a line at a time
+# (1040 float32 values: 65 lines).
+# Rows under 4 KB in an array this large are summed one at a time; longer ones by lines of
+# channels in the forward (with 7 channels past the last whole line at width 1031), four rows
+# at a time in the backward.
 LARGE_SHAPES = {F32: [(2100, 1031), (41, 13, 4099), (2032, 1040), (40, 13, 4112), (8300, 257)],
                 F64: [(1030, 1031), (21, 13, 4099), (1016, 1040), (20, 13, 4104), (4150, 257)]}
 
@@ -93,6 +129,34 @@ def test_streamed_batch_norm_matches_reference(kernels, rng, dtype, threads):
         for shape in LARGE_SHAPES[dtype]:
             x = rng.normal(0.5, 2.0, size=shape).astype(dtype)
             assert x.nbytes >= STREAM_MIN_BYTES
+            _assert_matches_reference(kernels, x, dtype, rng)
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_one_thread_streams_outputs_placed_like_their_inputs(kernels, rng, dtype):
+    """On one thread a large (N, C) output starts half a page from its input, at the same place
+    within a cache line, and the pass streams lines that run across row ends; every offset gives
+    the reference's values."""
+    import numba
+
+    from bnnet.fast import buffers
+
+    itemsize = np.dtype(dtype).itemsize
+    shape = ((8 << 20) // (1030 * itemsize) + 1, 1030)  # just over 8 MB; rows not whole lines
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for offset in sorted({0, itemsize, 16, 64 - itemsize}):
+            raw = np.empty(int(np.prod(shape)) * itemsize + 128, np.uint8)
+            x = raw[-raw.ctypes.data % 64 + offset:][:int(np.prod(shape)) * itemsize].view(dtype).reshape(shape)
+            x[...] = rng.normal(0.5, 2.0, size=shape)
+            y, cache = kernels.batch_norm_forward(x, np.ones(shape[1], dtype), np.zeros(shape[1], dtype), 1e-5)
+            assert (y.ctypes.data - x.ctypes.data) % buffers.PAGE_BYTES == buffers.PAGE_BYTES // 2
+            dx, _, _ = kernels.batch_norm_backward(np.ones_like(x), cache)
+            assert (dx.ctypes.data - x.ctypes.data) % buffers.PAGE_BYTES == buffers.PAGE_BYTES // 2
+            del y, cache, dx
             _assert_matches_reference(kernels, x, dtype, rng)
     finally:
         numba.set_num_threads(previous)
@@ -168,6 +232,31 @@ def test_pool_matches_shape_and_dtype(pool):
     del first
     assert pool.empty((1024, 512), F32).ctypes.data != address
     assert pool.empty((512, 1024), F64).ctypes.data != address
+
+
+def test_pool_places_arrays_at_the_page_offset_asked_and_matches_it_on_reuse(pool):
+    for offset in (0, 16, 2048 + 16, 4096 - 8):
+        for shape in ((512, 1024), (1024, 1024)):  # 2 MB and 4 MB: malloc and huge-page mapping
+            array = pool.empty(shape, F64 if offset % 8 == 0 and offset else F32, offset)
+            assert array.ctypes.data % pool.PAGE_BYTES == offset
+            array[...] = 1.0  # the whole range is usable
+    pool.release()
+    first = pool.empty((512, 1024), F32, 16)
+    address = first.ctypes.data
+    del first
+    assert pool.empty((512, 1024), F32, 2064).ctypes.data % pool.PAGE_BYTES == 2064  # not the free one at 16
+    assert pool.empty((512, 1024), F32, 16).ctypes.data == address
+
+
+def test_output_page_offset_is_half_a_page_away_on_the_line_offset_asked(pool):
+    raw = np.empty(3 * pool.PAGE_BYTES, np.uint8)
+    page = raw[-raw.ctypes.data % pool.PAGE_BYTES:]
+    x = page[100 * 4:].view(F32)  # 400 bytes into a page: 16 into a line
+    assert pool.output_page_offset(x, same_line_offset=True) == 400 + 2048
+    assert pool.output_page_offset(x, same_line_offset=False) == 384 + 2048
+    assert pool.output_page_offset(page[3008:3408].view(F32), same_line_offset=True) == (3008 + 2048) % 4096
+    odd = page[1:1 + 4 * 100].view(F32)  # not on a whole item: its outputs go on a line boundary
+    assert pool.output_page_offset(odd, same_line_offset=True) == 2048
 
 
 def test_pool_leaves_small_arrays_to_numpy(pool):

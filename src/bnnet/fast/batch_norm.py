@@ -81,6 +81,15 @@ def _chunk(channels: int) -> int:
     return max(16, -(-per_thread // 16) * 16)
 
 
+def _output_page_offset(x: np.ndarray, threaded: bool) -> int:
+    """Where a large output goes (buffers.output_page_offset): in x's place within a cache line
+    when one thread streams an (N, C) pass whole; on a line boundary for the row-by-row streaming
+    of the threaded and (N, C, S) passes."""
+    if x.nbytes < buffers.MIN_BYTES:  # not pooled; and reading x's address costs a microsecond
+        return 0
+    return buffers.output_page_offset(x, same_line_offset=x.ndim == 2 and not threaded)
+
+
 def batch_norm_forward(x, gamma, beta, eps):
     """Same as :func:`bnnet.functional.batch_norm.batch_norm_forward`, one fused kernel."""
     if not _supported(x, gamma, beta):
@@ -88,10 +97,11 @@ def batch_norm_forward(x, gamma, beta, eps):
     flat = _as_kernel_layout(x)
     channels = flat.shape[1]
     scale, offset = _per_channel(gamma, beta, channels, x.dtype)
-    y = buffers.empty_like(flat)
+    threaded = use_threads(flat.size)
+    y = buffers.empty_like(flat, _output_page_offset(flat, threaded))
     # Three arrays, not the rows of one (3, C) array: unpacking rows costs a microsecond.
     mean, var, inv_std = np.empty(channels, x.dtype), np.empty(channels, x.dtype), np.empty(channels, x.dtype)
-    if use_threads(flat.size):
+    if threaded:
         driver = kernels.train_forward_2d_parallel if flat.ndim == 2 else kernels.train_forward_3d_parallel
         driver(flat, scale, offset, float(eps), y, mean, var, inv_std, _chunk(channels))
     elif flat.ndim == 2:
@@ -115,10 +125,11 @@ def batch_norm_backward(dy, cache):
     grad = np.ascontiguousarray(dy).reshape(x.shape)
     channels = x.shape[1]
     gamma = np.ones(channels, x.dtype) if cache.gamma is None else np.ascontiguousarray(cache.gamma)
-    dx = buffers.empty_like(x)
+    threaded = use_threads(x.size)
+    dx = buffers.empty_like(x, _output_page_offset(x, threaded))
     dgamma, dbeta = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
     args = (grad, x, cache.mean, cache.inv_std, gamma, dx, dgamma, dbeta)
-    if use_threads(x.size):
+    if threaded:
         driver = kernels.train_backward_2d_parallel if x.ndim == 2 else kernels.train_backward_3d_parallel
         driver(*args, _chunk(channels))
     elif x.ndim == 2:

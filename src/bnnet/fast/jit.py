@@ -2,7 +2,13 @@
 
 - ``cache=True``: compiled machine code is written next to the sources (or to
   numba's user cache directory when that is read-only), so only the first run
-  after installation pays the compile time.
+  after installation pays the compile time. numba keys that cache on the
+  source file of the compiled function alone: after editing a module whose
+  code is compiled into others (the intrinsics of lanes.py, streaming.py,
+  line_sums.py, bits.py, or an inlined helper), delete
+  ``src/bnnet/fast/__pycache__``, or tests run the old machine code (touching
+  the kernel module was not always enough here).
+  An installed upgrade replaces every file, so users never meet this.
 - ``fastmath=False``: no reassociation, so a kernel's float results are fixed
   by its source order and stay within float rounding of the reference.
 - ``error_model="numpy"``: division by zero gives inf/nan as in NumPy, instead
