@@ -171,26 +171,31 @@ ENGINE_NOTES = [
     "forward and gradients, float32 and float64).",
     "Where the time goes at small sizes is per-call overhead: the reference batch-norm forward makes about 15 "
     "NumPy calls, most allocating a temporary, its backward about 12, the sigmoid about 10. The kernels do "
-    "each in one call: "
-    "batch-norm statistics in one pass (shifted sums over blocks of 16 rows in float32, read eight, four or "
-    "one rows per step by row length and array size, folded into float64 totals) then one normalising pass; backward one pass for the two sums and one for dx, recomputing "
-    "x - mean instead of storing x_hat; a vectorised float32 sigmoid in one loop (the C library's exp does "
-    "not vectorise); softmax cross-entropy with its gradient, its float32 exponentials in one vectorised "
-    "pass; the running-statistics update in one call; and the SGD update in place, eight parameters per "
-    "call, bit for bit the reference's arithmetic.",
-    "Where the time goes at large sizes is memory traffic. Outputs of 8 MB or more (y, dx) whose rows are "
-    "whole 64-byte cache lines are written with non-temporal stores (`bnnet/fast/streaming.py`), 1 KB at a "
-    "time, which skip reading each line before writing it (a row sharing a line with the next made them "
-    "slower than ordinary stores, so such rows get ordinary ones); outputs of 1 MB or more come from a buffer "
-    "pool (`bnnet/fast/buffers.py`, `BNNET_BUFFER_POOL_MB`, default 512), aligned to cache lines (from 2 MB "
-    "up, in a mapping of their own advised to use 2 MB pages: heap memory comes back in 4 KB pages), that hands "
-    "an array out again once nobody holds it, because a fresh 64 MB array costs about 5 ms of page faults "
-    "(PyTorch pays them on every call). The column 'fresh output arrays' times bnnet with the pool bypassed.",
+    "each in one call: batch-norm statistics in one pass (sums shifted by an estimate of the mean, over blocks "
+    "of rows in float32, folded into float64 totals) then one normalising pass; backward one pass for the two "
+    "sums and one for dx, recomputing x - mean instead of storing x_hat; a vectorised float32 sigmoid in one "
+    "loop (the C library's exp does not vectorise); softmax cross-entropy with its gradient, its float32 "
+    "exponentials in one vectorised pass; the running-statistics update in one call; and the SGD update in "
+    "place, eight parameters per call, bit for bit the reference's arithmetic.",
+    "Where the time goes at large sizes is memory traffic. Outputs of 8 MB or more (y, dx) are written with "
+    "non-temporal stores, which skip reading each line before writing it, one 64-byte cache line at a time "
+    "computed in a vector register (`bnnet/fast/streaming.py`): on one thread the whole array as one run of "
+    "lines across the row ends, on several threads (and for (N, C, S) arrays) the rows of whole lines only. "
+    "Statistics of rows of 4 KB or more read from memory are summed a cache line of channels at a time down "
+    "a block of rows, the sums in registers (`bnnet/fast/line_sums.py`), from the arrays' own line "
+    "boundaries. Outputs of 1 MB or more come from a buffer pool (`bnnet/fast/buffers.py`, "
+    "`BNNET_BUFFER_POOL_MB`, default 512), placed half a 4 KB page from their input (a load sharing its low "
+    "address bits with a store in flight waits for it) and, for a one-thread pass, at the input's offset "
+    "within a cache line, so loads and stores fall on the same lines; from 2 MB up, in a mapping of their own "
+    "advised to use 2 MB pages (heap memory comes back in 4 KB pages). The pool hands an array out again once "
+    "nobody holds it, because a fresh 64 MB array costs about 5 ms of page faults (PyTorch pays them on every "
+    "call). The column 'fresh output arrays' times bnnet with the pool bypassed.",
     "Matrix products stay with BLAS (NumPy's OpenBLAS). `fit` skips the first layer's input gradient "
     "(`Linear.needs_input_grad`), as PyTorch does for data, and a Linear stores its weight column-major so "
     "that `x @ W.T` is a plain product for BLAS.",
     "`Sequential.predict` runs a Linear/BatchNorm/activation chain as one BLAS product per Linear plus one "
-    "compiled epilogue (bias, batch norm with running statistics, activation) in between.",
+    "compiled epilogue (bias, batch norm with running statistics, activation) in between; a bias alone is "
+    "NumPy's in-place add.",
     "Large arrays (>= 2^18 elements) use numba's thread pool when more than one thread is allowed, splitting "
     "channels between threads, so results do not depend on the thread count.",
 ]

@@ -30,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .jit import inline_jit, jit, parallel_jit
 from . import line_sums
-from .line_sums import add_gradient_line_sums, add_shifted_line_sums
+from .jit import inline_jit, jit, parallel_jit
 from .lanes import LINE_BYTES
+from .line_sums import add_gradient_line_sums, add_shifted_line_sums
 from .streaming import STREAM_MIN_BYTES, line_length, line_writer, store_fence, whole_lines
 
 HEAD_ROWS = 16  # rows whose mean is the first shift

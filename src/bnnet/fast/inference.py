@@ -102,6 +102,7 @@ class _Plan:
                 self.steps = None
                 return
         self._flush(pending)
+        self.calls = [self._call(step) for step in self.steps]
         self.norm_layers = [layer for layer in layers if type(layer) is BatchNorm]
         first = layers[0] if layers else None
         self.in_features = first.in_features if type(first) is Linear else None
@@ -119,6 +120,16 @@ class _Plan:
             elif type(layer) is BatchNorm and layer.num_features != width:
                 return False
         return True
+
+    @staticmethod
+    def _call(step) -> tuple:
+        """(linear layer, bias layer, norm layer, flags but the affine bit): what predict needs of a
+        step, its flags worked out once (the arrays are read from the layers on every call)."""
+        if step[0] == "linear":
+            return step[1], None, None, 0
+        _, bias_layer, norm, activation = step
+        flags = activation << 4 | (1 if bias_layer is not None else 0) | (2 if norm is not None else 0)
+        return None, bias_layer, norm, flags
 
     def _flush(self, pending) -> None:
         if pending is not None and (pending[0] is not None or pending[1] is not None or pending[2]):
@@ -160,27 +171,25 @@ def predict(model, x) -> np.ndarray | None:
     single = h.ndim == 1
     empty = _EMPTY[dtype]
     precise = 8 if dtype == FLOATS[1] else 0
-    for step in plan.steps:
-        if step[0] == "linear":
-            weight = step[1].params["weight"]
+    for linear, bias_layer, norm, flags in plan.calls:
+        if linear is not None:
+            weight = linear.params["weight"]
             h = weight.dot(h) if single else h @ weight.T
             continue
-        _, bias_layer, norm, activation = step
-        flags = precise | activation << 4
-        bias = mean = var = gamma = beta = empty
+        bias = empty if bias_layer is None else bias_layer.params["bias"]
+        mean = var = gamma = beta = empty
         eps = 0.0
-        if bias_layer is not None:
-            bias = bias_layer.params["bias"]
-            flags |= 1
         if norm is not None:
             buffers = norm.buffers
             mean, var, eps = buffers["running_mean"], buffers["running_var"], norm.eps
-            flags |= 2
             if norm.affine:
                 gamma, beta = norm.params["gamma"], norm.params["beta"]
                 flags |= 4
         if not (bias.dtype is dtype and mean.dtype is dtype and var.dtype is dtype and gamma.dtype is dtype
                 and beta.dtype is dtype):
             return None  # mixed dtypes: the layered path applies NumPy's promotion rules
-        epilogue(h, bias, mean, var, gamma, beta, eps, flags)
+        if flags == 1:  # a bias alone (the output layer): NumPy's add costs less than a kernel call
+            h += bias
+        else:
+            epilogue(h, bias, mean, var, gamma, beta, eps, flags | precise)
     return h
