@@ -52,6 +52,7 @@ _HUGE_PAGES_ADVISABLE = sys.platform.startswith("linux") and hasattr(mmap, "MADV
 
 _lock = threading.Lock()
 _buffers: list[np.ndarray] = []  # oldest first
+_page_offsets: list[int] = []  # where each of _buffers starts within its page (ctypes.data costs a microsecond)
 _limit_bytes: int | None = None  # read from the environment on first use
 _bypass = False  # inside bypassed(): every request gets a fresh array
 
@@ -84,6 +85,7 @@ def release() -> None:
     """Forget every pooled buffer (memory no live array uses goes back to the system)."""
     with _lock:
         _buffers.clear()
+        _page_offsets.clear()
 
 
 @contextlib.contextmanager
@@ -108,6 +110,7 @@ def _trim(incoming: int) -> None:
     total = sum(buffer.nbytes for buffer in _buffers) + incoming
     while _buffers and total > _limit_bytes:
         total -= _buffers.pop(0).nbytes
+        _page_offsets.pop(0)
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype, page_offset: int = 0) -> np.ndarray:
@@ -127,17 +130,19 @@ def empty(shape: tuple[int, ...], dtype: np.dtype, page_offset: int = 0) -> np.n
     with _lock:
         for index in range(len(_buffers)):  # not enumerate: its tuple would hold one more reference
             buffer = _buffers[index]
-            if (buffer.shape == shape and buffer.dtype == dtype and sys.getrefcount(buffer) == _UNUSED_REFCOUNT
-                    and sys.getrefcount(buffer.base) == _UNUSED_OWNER_REFCOUNT
-                    and buffer.ctypes.data % PAGE_BYTES == page_offset):
-                del _buffers[index]
+            if (buffer.shape == shape and buffer.dtype == dtype and _page_offsets[index] == page_offset
+                    and sys.getrefcount(buffer) == _UNUSED_REFCOUNT
+                    and sys.getrefcount(buffer.base) == _UNUSED_OWNER_REFCOUNT):
+                del _buffers[index], _page_offsets[index]
                 _buffers.append(buffer)  # most recently used last: trimmed last
+                _page_offsets.append(page_offset)
                 return buffer
         if nbytes > _limit_bytes:
             return _aligned_empty(shape, dtype, nbytes, page_offset)
         _trim(nbytes)
         buffer = _aligned_empty(shape, dtype, nbytes, page_offset)
         _buffers.append(buffer)
+        _page_offsets.append(page_offset)
         return buffer
 
 
