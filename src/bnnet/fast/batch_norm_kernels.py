@@ -13,8 +13,9 @@ channels between threads and the result does not depend on the thread count.
 
 Statistics take one pass over x. Values are shifted by an estimate ``k`` of
 the channel's mean (the mean of its first 16 rows, or of its first run) and
-summed in x's dtype over short blocks (16 rows of an (N, C) array, four runs
-of an (N, C, S) one), those partial sums accumulating in float64::
+summed in x's dtype over short blocks (16 rows of an (N, C) array, 8 for the
+backward's sums of wide rows, four runs of an (N, C, S) one), those partial
+sums accumulating in float64::
 
     d = x - k,   mean = k + sum(d) / m,   var = sum(d^2) / m - (sum(d) / m)^2
 
