@@ -39,24 +39,23 @@ SIZE = 16 * 2**20  # float32 values: 64 MB
 def _kernels():
     import numba
 
-    from bnnet.fast.streaming import line_writer, store_fence
+    from bnnet.fast.streaming import line_length, line_span, line_writer, store_fence
 
     write_doubled_line = line_writer(lambda value, two: value * two)
 
     @numba.njit(error_model="numpy")
     def streamed(src, dst, width):
         two = np.float32(2)
-        lanes = 64 // dst.itemsize
+        inputs = (src,)
+        parameters = (two,)
         for i in range(dst.shape[0] // width):
             start = i * width
-            head = min(width, (-(dst.ctypes.data + start * dst.itemsize) % 64) // dst.itemsize)
+            head, end = line_span(dst, start, width)
             for j in range(start, start + head):  # up to the first line boundary: ordinary stores
                 dst[j] = src[j] * two
-            j = start + head
-            while j + lanes <= start + width:
-                write_doubled_line(dst, j, j, src, two)
-                j += lanes
-            for k in range(j, start + width):  # the last partial line: ordinary stores
+            for j in range(start + head, start + end, line_length(dst)):
+                write_doubled_line(dst, j, inputs, 0, parameters)
+            for k in range(start + end, start + width):  # the last partial line: ordinary stores
                 dst[k] = src[k] * two
         store_fence()
 

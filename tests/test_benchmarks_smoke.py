@@ -46,3 +46,24 @@ def test_worker_refuses_a_mismatched_thread_environment(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     with pytest.raises(SystemExit, match=r"benchmarks.worker expected OMP_NUM_THREADS.* = 1 in the environment"):
         worker.main(["--threads", "1"])
+
+
+def test_streaming_rows_study_kernels_write_twice_the_source():
+    """The study's two kernels (``python -m benchmarks.streaming_rows``) compute the same rows at any start."""
+    import numpy as np
+
+    pytest.importorskip("numba")
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        from benchmarks.streaming_rows import _kernels
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+    source = np.random.default_rng(0).random(100 * 128, dtype=np.float32)
+    for width in (100, 128):
+        for offset in (0, 16, 48):
+            raw = np.empty(source.nbytes + 128, np.uint8)
+            for name, kernel in _kernels().items():
+                target = raw[-raw.ctypes.data % 64 + offset:][:source.nbytes].view(np.float32)
+                target[:] = -1.0
+                kernel(source, target, width)
+                np.testing.assert_array_equal(target, 2 * source, err_msg=f"{name}, rows of {width}, offset {offset}")

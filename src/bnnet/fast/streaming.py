@@ -100,6 +100,16 @@ def whole_lines(dst, first, stride, count):
 
 
 @inline_jit
+def line_span(dst, first, count):
+    """(head, end) for ``dst[first : first + count]`` (1-D): its elements ``head : end`` are whole cache
+    lines, those before ``head`` and from ``end`` on share a line with elements outside the range."""
+    itemsize = _itemsize(dst)
+    line = LINE_BYTES // itemsize
+    head = min(count, (-(dst.ctypes.data + first * itemsize) % LINE_BYTES) // itemsize)
+    return head, head + (count - head) // line * line
+
+
+@inline_jit
 def line_length(dst):
     """Elements of ``dst`` in one cache line: how far each ``line_writer`` call advances."""
     return LINE_BYTES // _itemsize(dst)
